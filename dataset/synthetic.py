@@ -1,0 +1,339 @@
+"""Seeded I3D-like synthetic data in the UCF-Crime concatenated layout (see DATA.md).
+
+Each snippet's pre-activation feature is
+``h = m + scene_v + W (lam * z_t) + crop_{v,c} + noise``: a global mean, a per-video
+scene, AR(1) dynamics ``z_t`` in a low-rank factor space and correlated crop views;
+the feature is ``x = energy_v * activity_t * relu(h)``. Some videos, normal ones
+included, have a stretch of rare but normal activity. Anomalous videos carry one or
+two events (frame granularity) of one of five types, each moving the features in a
+direction that normal data rarely visits while changing their norm only moderately,
+so the squared-norm baseline reaches a frame AUC near 0.7, not near 1.
+Everything comes from ``numpy.random.Generator(PCG64)`` streams keyed by
+``(seed, stream, index)``, so the same spec always gives the same bytes.
+"""
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from utils.errors import InputError
+from utils.io import atomic_path, save_json, save_npy
+
+FILES: dict[str, str] = {
+    "train_features": "concat_UCF.npy",
+    "train_ranges": "nalist.npy",
+    "test_features": "Concat_test_10.npy",
+    "test_gt": "gt-ucf-RTFM.npy",
+    "test_ranges": "test_nalist.npy",
+    "train_truth": "train_truth.npy",
+}
+MANIFEST = "synthetic.json"
+GENERATOR_VERSION = 1
+FRAMES_PER_SNIPPET = 16
+LENGTHS_PATH = Path(__file__).with_name("ucf_train_lengths.npy")
+ANOMALY_TYPES = ("appearance", "motion", "energy", "scene_mix", "burst")
+
+N_FACTORS = 32        # normal dynamics subspace
+N_SCENE = 16          # scene subspace
+N_RARE = 8            # rare but normal activity (camera pans, crowds): not anomalous
+N_ANOMALY = 8         # directions that only anomalies use
+AR_RHO = 0.9          # temporal smoothness of normal dynamics
+MEAN_OFFSET = 0.15    # with MEAN_STD sets the fraction of zeros after ReLU (about 40 %)
+MEAN_STD = 0.5
+SCENE_STD = 0.3
+CROP_OFFSET_STD = 0.12
+CROP_NOISE_STD = 0.12
+ENERGY_LOG_STD = 0.12   # per-video energy
+ACTIVITY_LOG_STD = 0.07  # slow within-video energy changes
+RARE_PROB = 0.3
+RARE_STD = 0.35
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """What to generate; lengths are UCF-Crime training lengths times ``length_scale``."""
+
+    seed: int = 0
+    n_train_videos: int = 280
+    n_test_videos: int = 140
+    feature_size: int = 256
+    n_crops: int = 10
+    length_scale: float = 0.1
+    min_length: int = 8
+    max_length: int = 160
+    anomalous_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("seed", self.seed >= 0, "must be >= 0"),
+            ("n_train_videos", self.n_train_videos >= 1, "must be >= 1"),
+            ("n_test_videos", self.n_test_videos >= 2, "must be >= 2 (one anomalous, one normal)"),
+            ("feature_size", self.feature_size > 0 and self.feature_size % 256 == 0,
+             "must be a positive multiple of 256 (16 tokens x 16 heads)"),
+            ("n_crops", self.n_crops >= 1, "must be >= 1"),
+            ("length_scale", self.length_scale > 0, "must be > 0"),
+            ("min_length", self.min_length >= 4, "must be >= 4"),
+            ("max_length", self.max_length >= self.min_length, "must be >= min_length"),
+            ("anomalous_fraction", 0 < self.anomalous_fraction < 1, "must be in (0, 1)"),
+        ]
+        for name, ok, problem in checks:
+            if not ok:
+                raise InputError(f"SyntheticSpec.{name}", f"{problem}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class _World:
+    """Quantities shared by all videos: bases (D, k) with per-channel RMS 1, and the mean."""
+
+    mean: np.ndarray       # (D,)
+    factors: np.ndarray    # (D, N_FACTORS)
+    lam: np.ndarray        # (N_FACTORS,) factor scales, decaying
+    scenes: np.ndarray     # (D, N_SCENE)
+    rare: np.ndarray       # (D, N_RARE)
+    anomaly: np.ndarray    # (D, N_ANOMALY)
+    bursts: np.ndarray     # (4, D) 0/1 channel masks
+
+
+@dataclass(frozen=True)
+class _Video:
+    """One video's plan: snippets, frame events [start, end] inclusive, anomaly type."""
+
+    length: int
+    events: tuple[tuple[int, int], ...]
+    kind: int
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *key])))
+
+
+def _world(spec: SyntheticSpec) -> _World:
+    rng = _rng(spec.seed, 0)
+    d = spec.feature_size
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    basis = q * np.sqrt(d)
+    k1, k2, k3 = N_FACTORS, N_FACTORS + N_SCENE, N_FACTORS + N_SCENE + N_RARE
+    lam = 0.12 * (1.0 + np.arange(N_FACTORS)) ** -0.5
+    bursts = np.zeros((4, d))
+    for b in bursts:
+        b[rng.choice(d, size=d // 8, replace=False)] = 1.0
+    return _World(
+        mean=MEAN_OFFSET + MEAN_STD * rng.standard_normal(d),
+        factors=basis[:, :k1], lam=lam, scenes=basis[:, k1:k2], rare=basis[:, k2:k3],
+        anomaly=basis[:, k3:k3 + N_ANOMALY], bursts=bursts,
+    )
+
+
+def _events(rng: np.random.Generator, length: int) -> tuple[tuple[int, int], ...]:
+    """One or two frame spans, >= 16 frames each, covering 10-45 % of 16 * length frames."""
+    frames = FRAMES_PER_SNIPPET * length
+    lo, hi = int(np.ceil(0.10 * frames)), int(np.floor(0.45 * frames))
+    total = int(rng.integers(max(lo, FRAMES_PER_SNIPPET), hi + 1))
+    if total >= 2 * FRAMES_PER_SNIPPET and rng.random() < 0.4:
+        first = int(rng.integers(FRAMES_PER_SNIPPET, total - FRAMES_PER_SNIPPET + 1))
+        sizes = [first, total - first]
+    else:
+        sizes = [total]
+    spare = frames - total - (len(sizes) - 1)
+    gaps = np.floor(rng.dirichlet(np.ones(len(sizes) + 1)) * spare).astype(int)
+    gaps[1:-1] += 1
+    events, pos = [], 0
+    for gap, size in zip(gaps, sizes):
+        start = pos + int(gap)
+        events.append((start, start + size - 1))
+        pos = start + size
+    return tuple(events)
+
+
+def _snippet_mask(video: _Video) -> np.ndarray:
+    """(T,) bool: snippets overlapping an event by at least half their frames."""
+    starts = FRAMES_PER_SNIPPET * np.arange(video.length)
+    mask = np.zeros(video.length, dtype=bool)
+    for s, e in video.events:
+        overlap = np.minimum(e + 1, starts + FRAMES_PER_SNIPPET) - np.maximum(s, starts)
+        mask |= overlap >= FRAMES_PER_SNIPPET // 2
+    return mask
+
+
+def _plan(spec: SyntheticSpec) -> tuple[list[_Video], list[_Video]]:
+    """Train and test videos, anomalous ones first in each (as in the UCF-Crime lists)."""
+    rng = _rng(spec.seed, 1)
+    lengths = np.load(LENGTHS_PATH)
+
+    def split(n_videos: int) -> list[_Video]:
+        raw = rng.choice(lengths, size=n_videos)
+        sizes = np.clip(np.rint(raw * spec.length_scale), spec.min_length, spec.max_length)
+        n_anomalous = min(max(int(round(spec.anomalous_fraction * n_videos)), 1), n_videos - 1)
+        kinds = rng.permutation(np.arange(n_anomalous) % len(ANOMALY_TYPES))
+        videos = []
+        for i, t in enumerate(sizes.astype(int)):
+            if i < n_anomalous:
+                videos.append(_Video(int(t), _events(rng, int(t)), int(kinds[i])))
+            else:
+                videos.append(_Video(int(t), (), -1))
+        return videos
+
+    train = split(spec.n_train_videos)
+    return train, split(spec.n_test_videos)
+
+
+def _ar1(rng: np.random.Generator, rho: np.ndarray, k: int) -> np.ndarray:
+    """(T, k) unit-variance AR(1) paths with per-step coefficients ``rho`` (T,)."""
+    eps = rng.standard_normal((rho.shape[0], k))
+    z = np.empty_like(eps)
+    z[0] = eps[0]
+    for t in range(1, rho.shape[0]):
+        z[t] = rho[t] * z[t - 1] + np.sqrt(1.0 - rho[t] ** 2) * eps[t]
+    return z
+
+
+def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, C, D) float32 features of one video."""
+    t_len, d = video.length, world.mean.shape[0]
+    mask = _snippet_mask(video)
+    n_anom = int(mask.sum())
+    kind = ANOMALY_TYPES[video.kind] if video.kind >= 0 else None
+    energy = np.exp(ENERGY_LOG_STD * rng.standard_normal())
+    scene = world.scenes @ (SCENE_STD * rng.standard_normal(N_SCENE) / np.sqrt(N_SCENE))
+    crop_offset = CROP_OFFSET_STD * rng.standard_normal((n_crops, d))
+    visibility = rng.uniform(0.5, 1.0, size=n_crops)
+
+    rho = np.full(t_len, AR_RHO)
+    gain = np.ones((t_len, N_FACTORS))
+    if kind == "motion":
+        rho[mask] = rng.uniform(0.0, 0.4)
+        gain[mask] = 1.0 + rng.uniform(2.0, 4.0) * np.linspace(0.0, 1.0, N_FACTORS)
+    snippet = world.mean + scene + (_ar1(rng, rho, N_FACTORS) * gain * world.lam) @ world.factors.T
+    if rng.random() < RARE_PROB:
+        width = int(rng.integers(1, max(t_len // 3, 1) + 1))
+        start = int(rng.integers(0, t_len - width + 1))
+        rare = _ar1(rng, np.full(width, AR_RHO), N_RARE) * RARE_STD / np.sqrt(N_RARE)
+        snippet[start:start + width] += rare @ world.rare.T
+
+    shift = np.zeros((n_anom, d))
+    scale = energy * np.exp(ACTIVITY_LOG_STD * _ar1(rng, np.full(t_len, AR_RHO), 1)[:, 0])
+    if kind == "appearance":
+        dirs = world.anomaly[:, rng.choice(N_ANOMALY, size=2, replace=False)]
+        level = rng.uniform(0.35, 0.55) * (1.0 + 0.3 * rng.standard_normal((n_anom, 2)))
+        shift = level @ dirs.T / np.sqrt(2)
+    elif kind == "energy":
+        scale[mask] *= rng.uniform(1.08, 1.18)
+        shift += rng.uniform(0.1, 0.2) * world.anomaly[:, rng.integers(N_ANOMALY)]
+    elif kind == "scene_mix":
+        other = world.scenes @ (2.8 * SCENE_STD * rng.standard_normal(N_SCENE) / np.sqrt(N_SCENE))
+        odd = world.anomaly @ (0.3 * rng.standard_normal(N_ANOMALY) / np.sqrt(N_ANOMALY))
+        shift += rng.uniform(0.5, 0.8) * (other + odd - scene)
+    elif kind == "burst":
+        channels = world.bursts[rng.integers(len(world.bursts))]
+        shift = (rng.random((n_anom, d)) < 0.6) * np.abs(rng.normal(1.1, 0.4, size=(n_anom, d))) * channels
+
+    h = rng.standard_normal((t_len, n_crops, d), dtype=np.float32)
+    h *= CROP_NOISE_STD
+    h += snippet[:, None, :].astype(np.float32)
+    h += crop_offset[None].astype(np.float32)
+    h[mask] += (shift[:, None, :] * visibility[None, :, None]).astype(np.float32)
+    np.maximum(h, 0.0, out=h)
+    h *= scale[:, None, None].astype(np.float32)
+    return h
+
+
+def _frame_gt(videos: list[_Video]) -> np.ndarray:
+    """(16 * N,) float32 0/1, events labelled start..end inclusive, cut at 16 * T."""
+    parts = []
+    for video in videos:
+        gt = np.zeros(FRAMES_PER_SNIPPET * video.length, dtype=np.float32)
+        for s, e in video.events:
+            gt[s:e + 1] = 1.0
+        parts.append(gt)
+    return np.concatenate(parts)
+
+
+def _ranges(videos: list[_Video]) -> np.ndarray:
+    """(V, 2) int64 [from, to) snippet ranges."""
+    lengths = np.array([v.length for v in videos], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.stack([ends - lengths, ends], axis=1)
+
+
+def _write_features(
+    path: Path, world: _World, videos: list[_Video], spec: SyntheticSpec, stream: int
+) -> None:
+    """Stream the videos into a temp ``.npy`` memmap beside ``path``, then rename it."""
+    n = sum(v.length for v in videos)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                        shape=(n, spec.n_crops, spec.feature_size))
+        pos = 0
+        for i, video in enumerate(videos):
+            out[pos:pos + video.length] = _features(world, video, spec.n_crops, _rng(spec.seed, stream, i))
+            pos += video.length
+        out.flush()
+        del out
+
+
+def generate(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
+    """Write every file of ``FILES`` and the manifest into ``out_dir``; return key -> path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {key: out_dir / name for key, name in FILES.items()}
+    save_json(out_dir / MANIFEST, {"generator_version": GENERATOR_VERSION, "complete": False})
+    world = _world(spec)
+    train, test = _plan(spec)
+    _write_features(paths["train_features"], world, train, spec, stream=2)
+    _write_features(paths["test_features"], world, test, spec, stream=3)
+    save_npy(paths["train_ranges"], _ranges(train))
+    save_npy(paths["test_ranges"], _ranges(test))
+    save_npy(paths["test_gt"], _frame_gt(test))
+    save_npy(paths["train_truth"], np.concatenate([_snippet_mask(v) for v in train]).astype(np.uint8))
+    save_json(out_dir / MANIFEST, {
+        "generator_version": GENERATOR_VERSION,
+        "spec": asdict(spec),
+        "files": dict(FILES),
+        "train_snippets": int(sum(v.length for v in train)),
+        "test_snippets": int(sum(v.length for v in test)),
+        "train_anomaly_types": [ANOMALY_TYPES[v.kind] if v.kind >= 0 else None for v in train],
+        "test_anomaly_types": [ANOMALY_TYPES[v.kind] if v.kind >= 0 else None for v in test],
+    })
+    return paths
+
+
+def ensure(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
+    """The files of ``spec`` in ``out_dir``: reused when the manifest matches, else generated.
+
+    Files of the same names that the generator did not write (no manifest) are never overwritten.
+    """
+    out_dir = Path(out_dir)
+    paths = {key: out_dir / name for key, name in FILES.items()}
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if (isinstance(manifest, dict) and manifest.get("generator_version") == GENERATOR_VERSION
+            and manifest.get("spec") == asdict(spec) and all(p.is_file() for p in paths.values())):
+        return paths
+    foreign = [p.name for p in paths.values() if p.is_file()] if manifest is None else []
+    if foreign:
+        raise InputError(out_dir, f"holds {', '.join(foreign)} not written by the synthetic generator; "
+                                  "choose another folder (nothing was overwritten)")
+    return generate(out_dir, spec)
+
+
+def norm_score_auc(out_dir: str | Path, chunk: int = 4096) -> float:
+    """Frame ROC AUC of the crop-averaged squared L2 norm ``mean_c sum_D x^2`` on the test set."""
+    features_path, gt_path = Path(out_dir) / FILES["test_features"], Path(out_dir) / FILES["test_gt"]
+    for path in (features_path, gt_path):
+        if not path.is_file():
+            raise InputError(path, "file not found")
+    features = np.load(features_path, mmap_mode="r")
+    gt = np.load(gt_path)
+    if features.ndim != 3:
+        raise InputError(features_path, f"expected (N, C, D), got shape {features.shape}")
+    if gt.shape != (FRAMES_PER_SNIPPET * features.shape[0],):
+        raise InputError(gt_path, f"shape {gt.shape} is not (16 x {features.shape[0]} test snippets,)")
+    norms = np.concatenate([
+        np.square(features[i:i + chunk], dtype=np.float64).sum(-1).mean(-1)
+        for i in range(0, features.shape[0], chunk)
+    ])
+    return float(roc_auc_score(gt, np.repeat(norms, FRAMES_PER_SNIPPET)))
