@@ -1,0 +1,201 @@
+"""Model unit tests: configurations, cascade attention against a naive loop, gradients, bank, smoke steps."""
+import math
+
+import pytest
+import torch
+
+from model.attention import CascadeCrossAttention, SelfAttention
+from model.bank import LatentAnomalyBank
+from model.frd import FRDUVAD
+from model.reconstructor import VALID_BLOCKS, cascade_flags, sinusoid_table
+
+CONFIGS = [(cc, vb) for cc, vbs in VALID_BLOCKS.items() for vb in vbs]
+
+
+@pytest.mark.parametrize("cc,vb", [(3, 2), (2, 1), (1, 0), (2, 0), (4, 3), (4, 16), (1, 5)])
+def test_invalid_configurations_rejected_with_the_valid_list(cc, vb):
+    with pytest.raises(ValueError, match=r"cross_clip=4: Vitblock_num in \[0, 1, 2, 4, 6, 8\]"):
+        FRDUVAD(256, cc, vb)
+
+
+def test_feature_size_must_split_into_tokens_and_heads():
+    with pytest.raises(ValueError, match="multiple of 256"):
+        FRDUVAD(200, 4, 8)
+
+
+def test_block_kinds():
+    assert cascade_flags(4, 8) == [False] * 4 + [True] * 4
+    assert cascade_flags(2, 2) == [False, True]
+    assert cascade_flags(4, 6) == [False] * 3 + [True] * 3
+    assert cascade_flags(4, 1) == [False]
+    assert cascade_flags(1, 8) == [False] * 8
+    assert cascade_flags(4, 0) == []
+
+
+def naive_attention(attn: SelfAttention, x: torch.Tensor) -> torch.Tensor:
+    """Per clip and per head, with clip k (k ≥ 1) using the queries of clip k−1 when cascading."""
+    n, cc, t, d = x.shape
+    h, hd = attn.num_heads, d // attn.num_heads
+    wq, wk, wv = attn.qkv.weight.chunk(3)
+    out = torch.empty(n, cc, t, d)
+    for k in range(cc):
+        src = max(k - 1, 0) if isinstance(attn, CascadeCrossAttention) else k
+        q = (x[:, src] @ wq.T).view(n, t, h, hd)
+        key = (x[:, k] @ wk.T).view(n, t, h, hd)
+        val = (x[:, k] @ wv.T).view(n, t, h, hd)
+        for head in range(h):
+            a = torch.softmax(q[:, :, head] @ key[:, :, head].transpose(1, 2) / math.sqrt(hd), dim=-1)
+            out[:, k, :, head * hd:(head + 1) * hd] = a @ val[:, :, head]
+    return attn.proj(out)
+
+
+@pytest.mark.parametrize("cc", [1, 2, 4])
+@pytest.mark.parametrize("cascade", [False, True])
+def test_attention_equals_per_clip_loop(cc, cascade):
+    torch.manual_seed(0)
+    attn = (CascadeCrossAttention if cascade else SelfAttention)(32, num_heads=4)
+    x = torch.randn(3, cc, 16, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), naive_attention(attn, x), rtol=1e-5, atol=1e-5)
+
+
+def test_cascade_changes_only_clips_after_the_first():
+    torch.manual_seed(0)
+    msa, mca = SelfAttention(32, 4), CascadeCrossAttention(32, 4)
+    mca.load_state_dict(msa.state_dict())
+    x = torch.randn(2, 4, 16, 32)
+    with torch.no_grad():
+        a, b = msa(x), mca(x)
+    torch.testing.assert_close(a[:, 0], b[:, 0])
+    assert not torch.allclose(a[:, 1:], b[:, 1:])
+
+
+def test_position_table_is_a_non_persistent_buffer():
+    model = FRDUVAD(256, 4, 2)
+    assert not any("pos_embed" in k for k in model.state_dict())
+    table = dict(model.named_buffers())["decoder.pos_embed"]
+    assert table.shape == (16, 16)
+    torch.testing.assert_close(table, sinusoid_table(16, 16))
+    assert table[3, 0].item() == pytest.approx(math.sin(3.0), abs=1e-7)
+    assert table[3, 1].item() == pytest.approx(math.cos(3.0), abs=1e-7)
+    assert table[3, 5].item() == pytest.approx(math.cos(3.0 / 10000 ** (4 / 16)), abs=1e-7)
+
+
+def test_init_xavier_zero_bias():
+    model = FRDUVAD(256, 4, 2)
+    assert torch.count_nonzero(model.scorer.fc1.bias) == 0
+    assert model.decoder.decoder_blocks[0].attn.qkv.bias is None
+    w = model.decoder.decoder_blocks[0].attn.qkv.weight
+    assert w.abs().max() <= math.sqrt(6 / sum(w.shape)) and w.std() > 0
+    assert torch.all(model.decoder.norm.weight == 1)
+
+
+def test_auxiliary_scorer_gets_no_gradient_and_stays_fixed():
+    torch.manual_seed(0)
+    model = FRDUVAD(256, 4, 2, lab=True, max_seqlen=6, beta=1.0).train()
+    assert not model.scorer_c2fpl.training
+    aux_before = {k: v.clone() for k, v in model.scorer_c2fpl.state_dict().items()}
+    others_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("scorer_c2fpl")}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
+    out = model.training_step(torch.rand(6, 2, 4, 256), generator=torch.Generator().manual_seed(0))
+    opt.zero_grad()
+    out.loss.backward()
+    assert all(p.grad is None for p in model.scorer_c2fpl.parameters())
+    assert model.scorer.fc1.weight.grad.abs().sum() > 0
+    assert model.decoder.decoder_blocks[1].attn.qkv.weight.grad.abs().sum() > 0
+    opt.step()
+    for k, v in model.scorer_c2fpl.state_dict().items():
+        torch.testing.assert_close(v, aux_before[k], rtol=0, atol=0)
+    after = model.state_dict()
+    for key in ("scorer.fc1.weight", "decoder.decoder_embed.weight", "decoder.decoder_blocks.1.mlp.0.weight"):
+        assert not torch.equal(after[key], others_before[key]), key
+
+
+@pytest.mark.parametrize("cc,vb", CONFIGS)
+def test_train_mode_smoke_step(cc, vb):
+    torch.manual_seed(cc * 10 + vb)
+    aux = ("c2fpl", "labels", "none")[vb % 3]
+    crops = 1 if vb % 2 else 3
+    model = FRDUVAD(256, cc, vb, lab=True, lab_type="wlab" if cc != 2 else "slab", max_seqlen=4, beta=1.5,
+                    aux=aux).train()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        x = torch.rand(4, crops, cc, 256) * (1 + 3 * (torch.rand(4, 1, 1, 1) > 0.5))
+        labels = torch.randint(0, 2, (4, cc)).float() if aux == "labels" else None
+        out = model.training_step(x, labels, generator=gen)
+        out.loss.backward()
+        for v in (out.loss, out.Lre, out.Ldi, out.Ls):
+            assert torch.isfinite(v)
+        assert out.scores.shape == (4, cc, 1) and out.lossr.shape[1] == cc
+        assert out.bank_size == len(model.bank) <= model.bank.capacity == 6
+        if len(model.bank):
+            assert model.bank.samples.shape[1:] == (crops, cc, 256)
+    assert model.score(torch.rand(5, crops, 256)).shape == (5,)
+
+
+def test_real_batch_size_is_used_with_the_bank():
+    torch.manual_seed(0)
+    model = FRDUVAD(256, 2, 2, lab=True, max_seqlen=320, aux="none").eval()
+    model.bank.load(torch.rand(3, 2, 2, 256))
+    out = model.training_step(torch.rand(5, 2, 2, 256))
+    assert out.lossr.shape == (8, 2)
+    torch.testing.assert_close(out.Lre.detach(), out.lossr[:5].mean())
+    expected_ldi = torch.relu(-(out.lossr[5:] - out.threshold).mean())
+    torch.testing.assert_close(out.Ldi.detach(), expected_ldi)
+    torch.testing.assert_close(out.threshold, out.lossr.mean() + out.lossr.std())
+    torch.testing.assert_close(out.recon_labels, (out.lossr[:5] >= out.threshold).float())
+
+
+def test_labels_aux_requires_labels():
+    model = FRDUVAD(256, 2, 2, aux="labels")
+    with pytest.raises(ValueError, match="aux_labels"):
+        model.training_step(torch.rand(3, 1, 2, 256))
+    out = model.training_step(torch.rand(3, 1, 2, 256), torch.tensor([[1.0, 0], [0, 1], [1, 1]]))
+    torch.testing.assert_close(out.pseudo_labels, out.recon_labels * out.aux_labels)
+
+
+def test_score_has_no_dropout_and_keeps_the_mode():
+    model = FRDUVAD(256, 4, 1).train()
+    x = torch.rand(7, 10, 256)
+    torch.testing.assert_close(model.score(x), model.score(x))
+    assert model.scorer.training
+
+
+def test_bank_policies():
+    x = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 2, 1)
+    flags = torch.tensor([[1, 0], [1, 1], [0, 0]])
+    weak, strong = LatentAnomalyBank(10, "wlab"), LatentAnomalyBank(10, "slab")
+    weak.add(x, flags)
+    strong.add(x, flags)
+    assert weak.samples[:, 0, 0, 0].tolist() == [0.0, 1.0]
+    assert strong.samples[:, 0, 0, 0].tolist() == [1.0]
+    strong.add(x + 10, flags)
+    assert strong.samples[:, 0, 0, 0].tolist() == [1.0, 11.0]  # old rows first
+    with pytest.raises(ValueError, match="policy"):
+        LatentAnomalyBank(3, "xlab")
+
+
+def fill(seed: int) -> LatentAnomalyBank:
+    bank = LatentAnomalyBank(5, "wlab")
+    gen = torch.Generator().manual_seed(seed)
+    for start in (0, 4, 8):
+        bank.add(torch.arange(start, start + 4.0).view(4, 1, 1, 1), torch.ones(4, 1), gen)
+    return bank
+
+
+def test_bank_overflow_keeps_capacity_and_is_seeded():
+    a, b, c = fill(0), fill(0), fill(1)
+    assert len(a) == 5
+    rows = a.samples.flatten().tolist()
+    assert len(set(rows)) == 5 and set(rows) <= set(range(12))
+    torch.testing.assert_close(a.samples, b.samples)
+    assert not torch.equal(a.samples, c.samples)
+
+
+def test_bank_state_round_trip():
+    bank = fill(0)
+    other = LatentAnomalyBank(5)
+    other.load(bank.state())
+    torch.testing.assert_close(other.samples, bank.samples)
+    other.load(LatentAnomalyBank(5).state())
+    assert len(other) == 0
