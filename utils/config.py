@@ -66,9 +66,18 @@ class Config:
     synth_test_videos: int = 140
     synth_crops: int = 10
     synth_length_scale: float = 0.1
+    # The auxiliary scorer: a C2FPL classifier (given, or built from scratch), FRD labels, or none.
+    aux: str = "c2fpl"
+    aux_ckpt: str | None = None
+    aux_labels: str | None = None
+    c2fpl_window: float = 0.2
+    c2fpl_nu: float = 1.0
+    c2fpl_epochs: int = 20
+    c2fpl_dir: str | None = None
     # Outputs and hardware.
     output_dir: str | None = None
     device: str = "auto"
+    eval_batch_size: int = 1024
 
     @property
     def lambdas(self) -> tuple[float, float, float]:
@@ -88,7 +97,8 @@ class Config:
 
 
 CHOICES = {
-    "stage": ("data", "train"),
+    "stage": ("data", "c2fpl", "train"),
+    "aux": ("c2fpl", "frd", "none"),
     "lab_type": ("wlab", "slab"),
     "gt_mismatch": ("error", "truncate"),
     "feature_modal": ("rgb", "flow", "combine"),
@@ -105,7 +115,17 @@ HELP = {
     "Lambda": "loss weights lambda_re_lambda_di_lambda_s, e.g. 1_1_1",
     "snapshot": "evaluate on the test set every N iterations",
     "ckpt_path": "checkpoint to evaluate (run_test.py)",
-    "stage": "data: write the synthetic dataset into --output_dir; train: the full pipeline",
+    "stage": "data: write the synthetic dataset into --output_dir; c2fpl: C2FPL pseudo labels and classifier; "
+             "train: the full pipeline",
+    "aux": "auxiliary scorer: c2fpl (classifier from --aux_ckpt, or built from scratch), frd (labels from "
+           "--aux_labels), none",
+    "aux_ckpt": "C2FPL classifier checkpoint (such as the release's UCFfinal.pkl)",
+    "aux_labels": "per-snippet 0/1 labels (N,) .npy of the training set, for --aux frd",
+    "c2fpl_window": "C2FPL fine stage: window length as a fraction of the video",
+    "c2fpl_nu": "C2FPL coarse stage: grow the anomalous set until #anomalous/#normal >= nu",
+    "c2fpl_epochs": "C2FPL classifier training epochs (the published recipe: 20)",
+    "c2fpl_dir": "where the C2FPL stage writes and caches its files (default ckpt/<dataset>/c2fpl)",
+    "eval_batch_size": "snippets per batch when scoring a test or training set",
     "config": "a YAML file of settings (overrides configs/<dataset>.yaml, overridden by flags)",
     "train_features": "concatenated training features (N, C, D) .npy, read memory-mapped",
     "train_ranges": "(V, 2) int64 [from, to) snippet ranges of the training videos",
@@ -230,7 +250,8 @@ def parse_config(argv: Sequence[str] | None = None, description: str = "FRD-UVAD
 def validate(cfg: Config) -> None:
     """Cheap checks of values, before any work starts."""
     parse_lambda(cfg.Lambda)
-    positive = ("max_seqlen", "max_epoch", "snapshot", "feature_size", "synth_train_videos", "synth_test_videos", "synth_crops")
+    positive = ("max_seqlen", "max_epoch", "snapshot", "feature_size", "synth_train_videos", "synth_test_videos",
+                "synth_crops", "c2fpl_epochs", "eval_batch_size")
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise InputError(f"--{name}", f"must be positive, got {getattr(cfg, name)}")
@@ -240,5 +261,12 @@ def validate(cfg: Config) -> None:
         raise InputError("--within_video", "needs training video ranges (--train_ranges or --train_list)")
     if not (cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda")):
         raise InputError("--device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if not 0.0 <= cfg.c2fpl_window <= 1.0:
+        raise InputError("--c2fpl_window", f"must be in [0, 1], got {cfg.c2fpl_window}")
+    if cfg.c2fpl_nu < 0:
+        raise InputError("--c2fpl_nu", f"must be >= 0, got {cfg.c2fpl_nu}")
+    if cfg.aux == "frd" and cfg.stage == "train" and not cfg.aux_labels:
+        raise InputError("--aux_labels", "--aux frd needs the per-snippet labels file (run_test.py --split train "
+                                         "--save_pseudo_labels FILE makes one)")
     if cfg.num_workers < 0:
         raise InputError("--num_workers", "must be >= 0")

@@ -4,6 +4,7 @@ A crash or a failed write never leaves a half-written file, and never removes th
 file that was there before.
 """
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -61,3 +62,14 @@ def save_json(path: str | os.PathLike, obj: Any) -> None:
 def save_text(path: str | os.PathLike, text: str) -> None:
     """A text file, atomically."""
     atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def fingerprint(**inputs: Any) -> str:
+    """A short hash of settings and of files (absolute path, size, mtime) named by ``*_file`` keys."""
+    described = {}
+    for key, value in sorted(inputs.items()):
+        if key.endswith("_file") and value is not None:
+            stat = os.stat(value)
+            value = [os.path.abspath(value), stat.st_size, stat.st_mtime_ns]
+        described[key] = value
+    return hashlib.sha1(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,95 @@
+"""The C2FPL stage: its files, their reuse, and that they load into FRD-UVAD training."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import train_c2fpl
+from dataset.features import open_features
+from dataset.prepare import open_test, open_train, prepare
+from model.frd import FRDUVAD
+from utils.checkpoint import load_into, load_state_dict_file
+from utils.config import parse_config
+from utils.errors import InputError
+
+TINY = ["--synth_train_videos", "12", "--synth_test_videos", "6", "--synth_crops", "2", "--c2fpl_epochs", "2"]
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory):
+    root = tmp_path_factory.mktemp("c2fpl")
+    cfg = prepare(parse_config([*TINY, "--synthetic_dir", str(root / "data")]))
+    train, test = open_train(cfg), open_test(cfg)
+    paths = train_c2fpl.run_stage(cfg, train, test, root / "out", torch.device("cpu"))
+    return cfg, train, test, root / "out", paths
+
+
+def test_stage_writes_labels_classifier_and_summary(stage):
+    cfg, train, _, _, paths = stage
+    labels = np.load(paths["pseudo_labels"])
+    assert labels.shape == (train.n_snippets,) and labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1}
+    videos = np.load(paths["video_labels"])
+    assert videos.shape == (len(train.ranges),)
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["anomalous_snippets"] == int(labels.sum())
+    assert summary["anomalous_videos"] == int(videos.sum())
+    truth = np.load(cfg.train_truth)
+    hit = np.sum((labels == 1) & (truth == 1))
+    assert summary["pseudo_labels_vs_truth"]["precision"] == pytest.approx(hit / max(labels.sum(), 1))
+    assert 0.0 <= summary["classifier_test"]["auc_all"] <= 1.0
+
+
+def test_stage_files_load_into_training(stage):
+    cfg, train, _, _, paths = stage
+    model = FRDUVAD(cfg.feature_size, 4, 2, aux="c2fpl")
+    assert load_into(model, load_state_dict_file(paths["classifier"])) == "c2fpl"
+    x = torch.from_numpy(train.gather(np.arange(8)))
+    expected = train_c2fpl.C2FPLClassifier(cfg.feature_size)
+    expected.load_state_dict(torch.load(paths["classifier"], weights_only=True))
+    torch.testing.assert_close(model.scorer_c2fpl(x), expected.eval()(x))
+    labels = np.load(paths["pseudo_labels"])
+    with_labels = FRDUVAD(cfg.feature_size, 4, 2, aux="labels")
+    windows = torch.from_numpy(np.stack([np.arange(4) + i for i in range(3)]))
+    out = with_labels.training_step(torch.rand(3, 2, 4, cfg.feature_size),
+                                    torch.from_numpy(labels.astype(np.float32))[windows])
+    assert torch.isfinite(out.loss)
+
+
+def test_classifier_keys_are_the_release_layout(stage, parity_dir):
+    _, _, _, _, paths = stage
+    layout = json.loads((parity_dir / "state_dict_layout_2048.json").read_text())["cross_clip=4,Vitblock_num=8"]
+    expected = [k.removeprefix("scorer_c2fpl.") for k in layout if k.startswith("scorer_c2fpl.")]
+    assert list(torch.load(paths["classifier"], weights_only=True)) == expected
+
+
+def test_stage_is_reused_for_the_same_inputs_and_redone_otherwise(stage):
+    cfg, train, test, out, paths = stage
+    stamps = {k: os.stat(p).st_mtime_ns for k, p in paths.items()}
+    train_c2fpl.run_stage(cfg, train, None, out, torch.device("cpu"))
+    assert {k: os.stat(p).st_mtime_ns for k, p in paths.items()} == stamps
+    changed = parse_config([*TINY, "--c2fpl_window", "0.3"])
+    changed.train_features, changed.train_ranges = cfg.train_features, cfg.train_ranges
+    train_c2fpl.run_stage(changed, train, None, out, torch.device("cpu"))
+    assert os.stat(paths["summary"]).st_mtime_ns != stamps["summary"]
+
+
+def test_stage_needs_ranges(stage, tmp_path):
+    cfg, _, _, _, _ = stage
+    no_ranges = open_features(cfg.train_features)
+    with pytest.raises(InputError, match="--train_ranges: C2FPL needs"):
+        train_c2fpl.run_stage(cfg, no_ranges, None, tmp_path, torch.device("cpu"))
+
+
+def test_classifier_learns_separable_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = (rng.random(600) < 0.3).astype(np.uint8)
+    x = rng.random((600, 2, 256), dtype=np.float32)
+    x[labels == 1, :, :32] += 1.0
+    np.save(tmp_path / "x.npy", x)
+    classifier = train_c2fpl.train_classifier(open_features(str(tmp_path / "x.npy")), labels, seed=0, epochs=20)
+    with torch.no_grad():
+        scores = classifier(torch.from_numpy(x)).squeeze(-1).numpy()
+    assert roc_auc_score(labels, scores) > 0.9
