@@ -8,14 +8,26 @@
 import sys
 from pathlib import Path
 
-import train_c2fpl
+import numpy as np
+import torch
 
+import train_c2fpl
 from dataset import synthetic
+from dataset.c2fpl import snippet_norms
+from dataset.features import FeatureSource
+from dataset.ground_truth import TestSet
 from dataset.prepare import open_test, open_train, prepare, synthetic_spec
+from evaluate import evaluate_test
+from model.frd import FRDUVAD
+from train import Trainer, TrainingError, check_output_dir, default_output_dir, seed_everything
+from utils.checkpoint import load_into, load_state_dict_file
 from utils.config import Config, parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
 from utils.io import save_text
+from utils.metrics import evaluate
+
+AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
 
 
 def write_synthetic(cfg: Config) -> None:
@@ -34,8 +46,82 @@ def c2fpl_dir(cfg: Config) -> str:
     return cfg.c2fpl_dir or str(Path("ckpt") / cfg.dataset_name / "c2fpl")
 
 
+def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
+    """``--aux_labels``: (N,) per-snippet 0/1 labels of the training set."""
+    if not Path(path).is_file():
+        raise InputError(path, "auxiliary labels file not found")
+    labels = np.load(path)
+    if labels.shape != (n_snippets,):
+        raise InputError(path, f"expected one label per training snippet, shape ({n_snippets},), got {labels.shape}")
+    if not np.isin(labels, (0, 1)).all():
+        raise InputError(path, "auxiliary labels must be 0 or 1")
+    return labels
+
+
+def build_model(cfg: Config, train: FeatureSource, test: TestSet, device: torch.device) -> FRDUVAD:
+    """FRDUVAD of the configuration, with its auxiliary C2FPL classifier loaded when ``--aux c2fpl``."""
+    try:
+        model = FRDUVAD(cfg.feature_size, cfg.cross_clip, cfg.Vitblock_num, cfg.lab, cfg.lab_type, cfg.beta,
+                        cfg.delta, cfg.max_seqlen, cfg.lambdas, AUX_MODEL[cfg.aux])
+    except ValueError as e:
+        raise InputError("--Vitblock_num", str(e)) from None
+    if cfg.aux == "c2fpl":
+        ckpt = cfg.aux_ckpt or train_c2fpl.run_stage(cfg, train, test, c2fpl_dir(cfg), device)["classifier"]
+        load_into(model, load_state_dict_file(ckpt), kind="c2fpl", source=ckpt)
+    return model.to(device)
+
+
+def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) -> dict[str, float]:
+    """Test AUC of the crop-averaged squared-L2 norm and, with a C2FPL auxiliary, of that classifier alone."""
+    norms = snippet_norms(test.source)[test.rows]
+    result = {"feature norm": evaluate(norms, test.labels)["auc_all"]}
+    if cfg.aux == "c2fpl":
+        metrics, _ = evaluate_test(lambda x: model.scorer_c2fpl(x).squeeze(-1), test, cfg.eval_batch_size, device)
+        result["C2FPL classifier alone"] = metrics["auc_all"]
+    return result
+
+
+def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path) -> None:
+    last = progress.history[-1]
+    rows = [(name, auc) for name, auc in base.items()]
+    rows += [(f"FRD-UVAD, aux {cfg.aux}, best (iteration {progress.best_iteration})", progress.best_auc),
+             (f"FRD-UVAD, aux {cfg.aux}, last (iteration {last['iteration']})", last["auc_all"])]
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'test frame AUC':<{width}}  value")
+    for name, auc in rows:
+        print(f"{name:<{width}}  {auc:.4f}")
+    print(f"{'last: AUC_abn / FAR / EER / AP':<{width}}  {last['auc_abn']:.4f} / {last['far_all']:.4f} / "
+          f"{last['eer']:.4f} / {last['ap']:.4f}")
+    print(f"outputs: {out_dir}  (best checkpoint {progress.best_file})")
+
+
+def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch.device) -> None:
+    resume = Path(cfg.resume) if cfg.resume else None
+    if resume is not None and resume.is_dir():
+        resume = resume / "resume.pt"
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else resume.parent if resume else default_output_dir(cfg)
+    if resume is None:
+        check_output_dir(out_dir)
+    aux_labels = load_aux_labels(cfg.aux_labels, train.n_snippets) if cfg.aux == "frd" else None
+    truth = np.load(cfg.train_truth)[: train.n_snippets] if cfg.train_truth else None
+    seed_everything(cfg.seed)
+    model = build_model(cfg, train, test, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_text(out_dir / "config.yaml", cfg.to_yaml())
+    trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth)
+    if resume is not None:
+        trainer.load_resume(resume)
+    progress = trainer.run()
+    print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir)
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     cfg = parse_config(argv, description=__doc__.splitlines()[0])
+    if cfg.resume and not cfg.config:
+        run_dir = Path(cfg.resume) if Path(cfg.resume).is_dir() else Path(cfg.resume).parent
+        cfg = parse_config([*argv, "--config", str(run_dir / "config.yaml")], description=__doc__.splitlines()[0],
+                           overrides={"max_iters": None})
     print("configuration:\n" + cfg.summary())
     if cfg.stage == "data":
         return write_synthetic(cfg)
@@ -49,10 +135,11 @@ def main(argv: list[str] | None = None) -> None:
         train_c2fpl.run_stage(cfg, train, test, out_dir, device)
         save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
         return
+    run_training(cfg, train, test, device)
 
 
 if __name__ == "__main__":
     try:
         main()
-    except InputError as e:
+    except (InputError, TrainingError) as e:
         sys.exit(f"error: {e}")

@@ -82,10 +82,11 @@ class ShuffledBatchSampler(Sampler):
             raise ValueError(f"rank {rank} outside [0, {world_size})")
         self.n_starts, self.batch_size, self.seed = n_starts, batch_size, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.epoch = self.start_batch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Use epoch ``epoch``'s permutation, from batch ``start_batch`` on (to resume inside an epoch)."""
+        self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self) -> int:
         full, rest = divmod(self.n_starts, self.batch_size)
@@ -94,7 +95,7 @@ class ShuffledBatchSampler(Sampler):
     def __iter__(self):
         seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0] >> 1)
         order = torch.randperm(self.n_starts, generator=torch.Generator().manual_seed(seed)).numpy()
-        for b in range(len(self)):
+        for b in range(self.start_batch, len(self)):
             batch = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield np.array_split(batch, self.world_size)[self.rank].astype(np.int64)
 

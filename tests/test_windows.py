@@ -169,3 +169,11 @@ def test_workers_give_the_same_batches(concat):
         for x, y in zip(a, b):
             assert torch.equal(x["features"], y["features"]) and torch.equal(x["rows"], y["rows"])
     assert sorted(torch.cat([x["rows"][:, 0] for x in a]).tolist()) == list(range(20))
+
+
+def test_sampler_resumes_inside_an_epoch():
+    sampler = ShuffledBatchSampler(50, 8, seed=3)
+    sampler.set_epoch(2)
+    whole = [b.tolist() for b in sampler]
+    sampler.set_epoch(2, start_batch=4)
+    assert [b.tolist() for b in sampler] == whole[4:]

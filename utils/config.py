@@ -74,6 +74,10 @@ class Config:
     c2fpl_nu: float = 1.0
     c2fpl_epochs: int = 20
     c2fpl_dir: str | None = None
+    # The training loop.
+    keep_train_mode: bool = False
+    max_iters: int | None = None
+    resume: str | None = None
     # Outputs and hardware.
     output_dir: str | None = None
     device: str = "auto"
@@ -126,6 +130,10 @@ HELP = {
     "c2fpl_epochs": "C2FPL classifier training epochs (the published recipe: 20)",
     "c2fpl_dir": "where the C2FPL stage writes and caches its files (default ckpt/<dataset>/c2fpl)",
     "eval_batch_size": "snippets per batch when scoring a test or training set",
+    "keep_train_mode": "return to train mode after each evaluation (the release stays in eval mode: no dropout "
+                       "or disruption after the first evaluation)",
+    "max_iters": "stop after this many iterations (evaluating at the end)",
+    "resume": "continue an interrupted run from its resume.pt (or its folder)",
     "config": "a YAML file of settings (overrides configs/<dataset>.yaml, overridden by flags)",
     "train_features": "concatenated training features (N, C, D) .npy, read memory-mapped",
     "train_ranges": "(V, 2) int64 [from, to) snippet ranges of the training videos",
@@ -172,9 +180,12 @@ def _field_type(f: dataclasses.Field) -> type:
     return bool if "bool" in text else int if "int" in text else float if "float" in text else str
 
 
-def build_parser(description: str = "FRD-UVAD") -> argparse.ArgumentParser:
-    """argparse over every Config field; defaults are SUPPRESSed so we know what the user typed."""
-    parser = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS)
+def build_parser(description: str = "FRD-UVAD",
+                 extra: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """argparse over every Config field (plus ``extra``'s flags); defaults are SUPPRESSed so we know what the
+    user typed."""
+    parser = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS,
+                                     parents=[extra] if extra else [])
     for f in fields(Config):
         kind = _field_type(f)
         kwargs: dict[str, Any] = {"help": HELP.get(f.name, f.name) + f" (default: {f.default})"}
@@ -199,8 +210,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise InputError(path, f"not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise InputError(path, "expected a mapping of setting: value")
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - {f.name for f in fields(Config)})
     if unknown:
         raise InputError(path, f"unknown setting(s) {', '.join(unknown)}")
     return data
@@ -229,9 +239,15 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def parse_config(argv: Sequence[str] | None = None, description: str = "FRD-UVAD",
-                 overrides: dict[str, Any] | None = None) -> Config:
-    """Resolve defaults < configs/<dataset>.yaml < --config < ``overrides`` < command line."""
-    cli = vars(build_parser(description).parse_args(sys.argv[1:] if argv is None else argv))
+                 overrides: dict[str, Any] | None = None, extra: argparse.ArgumentParser | None = None) -> Config:
+    """Resolve defaults < configs/<dataset>.yaml < --config < ``overrides`` < command line.
+
+    ``extra``: a parser (``add_help=False``) of a command's own flags, accepted and shown in ``--help``; the
+    command reads their values itself.
+    """
+    known = {f.name for f in fields(Config)}
+    cli = vars(build_parser(description, extra).parse_args(sys.argv[1:] if argv is None else argv))
+    cli = {k: v for k, v in cli.items() if k in known}
     user_yaml = read_yaml(cli["config"]) if cli.get("config") else {}
     name = canonical_dataset(cli.get("dataset_name") or user_yaml.get("dataset_name") or Config.dataset_name)
     values: dict[str, Any] = {}
@@ -268,5 +284,7 @@ def validate(cfg: Config) -> None:
     if cfg.aux == "frd" and cfg.stage == "train" and not cfg.aux_labels:
         raise InputError("--aux_labels", "--aux frd needs the per-snippet labels file (run_test.py --split train "
                                          "--save_pseudo_labels FILE makes one)")
+    if cfg.max_iters is not None and cfg.max_iters <= 0:
+        raise InputError("--max_iters", f"must be positive, got {cfg.max_iters}")
     if cfg.num_workers < 0:
         raise InputError("--num_workers", "must be >= 0")

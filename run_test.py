@@ -1,0 +1,116 @@
+"""Evaluate an FRD-UVAD checkpoint: score the test set, report the release's metrics, optional plots.
+
+    python run_test.py                                       # the shipped checkpoint on the synthetic test set
+    python run_test.py --ckpt_path best_ckpt/....pkl --dataset_name ucfcrime
+    python run_test.py --split train --save_pseudo_labels labels.npy   # labels for --aux frd
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dataset.prepare import open_test, open_train, prepare
+from evaluate import evaluate_test, score_snippets
+from model.scorer import Scorer
+from utils.checkpoint import detect_kind, infer_config, load_state_dict_file
+from utils.config import parse_config
+from utils.device import resolve_device
+from utils.errors import InputError
+from utils.io import save_json, save_npy
+
+METRICS = (("auc_all", "AUC"), ("auc_abn", "AUC_abn (release groups of 128)"), ("auc_abn_video", "AUC_abn per video"),
+           ("far_all", "FAR"), ("far_abn", "FAR_abn"), ("eer", "EER"), ("ap", "AP"), ("pr_auc", "PR AUC (trapezoid)"))
+
+
+def extra_parser() -> argparse.ArgumentParser:
+    """The flags only run_test.py has (the shared configuration's flags come on top)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--split", choices=("test", "train"), default="test")
+    parser.add_argument("--metrics_out", help="write every metric to this JSON file")
+    parser.add_argument("--scores_out", help="write one float32 score per snippet to this .npy file")
+    parser.add_argument("--plot", help="write the ROC curve and per-video score curves (PNG) into this folder")
+    parser.add_argument("--save_pseudo_labels", help="--split train: write per-snippet 0/1 labels (score >= 0.5)")
+    return parser
+
+
+def load_scorer(path: str, device: torch.device) -> Scorer:
+    """The Scorer of a full FRD-UVAD checkpoint or of a scorer-only one; feature size read off the weights."""
+    sd = load_state_dict_file(path)
+    kind = detect_kind(sd)
+    if kind == "c2fpl":
+        raise InputError(path, "a C2FPL classifier, not an FRD-UVAD checkpoint (use it as --aux_ckpt)")
+    feature_size = infer_config(sd)["feature_size"]
+    if feature_size is None:
+        raise InputError(path, "no scorer weights (scorer.fc1.weight) in this checkpoint")
+    weights = {k.removeprefix("scorer."): v for k, v in sd.items() if k.startswith("scorer.") or kind == "scorer"}
+    scorer = Scorer(feature_size)
+    expected = scorer.state_dict()
+    bad = sorted(set(expected) ^ set(weights)) + [k for k in expected if k in weights and
+                                                    weights[k].shape != expected[k].shape]
+    if bad:
+        raise InputError(path, f"scorer weights do not fit: {', '.join(bad[:4])}")
+    scorer.load_state_dict(weights)
+    return scorer.to(device).eval()
+
+
+def check_size(scorer: Scorer, ckpt: str, source) -> None:
+    if source.feature_size != scorer.fc1.in_features:
+        raise InputError(ckpt, f"checkpoint for feature size {scorer.fc1.in_features}, but {source.path} has "
+                               f"features of size {source.feature_size}")
+
+
+def print_metrics(metrics: dict, n_snippets: int, ckpt: str) -> None:
+    print(f"checkpoint {ckpt}: {n_snippets} test snippets, {16 * n_snippets} frames")
+    for key, name in METRICS:
+        if key in metrics:
+            print(f"  {name:<32} {metrics[key]:.4f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    extra, _ = extra_parser().parse_known_args(argv)
+    cfg = prepare(parse_config(argv, description=__doc__.splitlines()[0], extra=extra_parser()))
+    if not cfg.ckpt_path:
+        raise InputError("--ckpt_path", "no checkpoint given")
+    device = resolve_device(cfg.device)
+    scorer = load_scorer(cfg.ckpt_path, device)
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        return scorer(x).squeeze(-1)
+
+    if extra.split == "train":
+        if not (extra.save_pseudo_labels or extra.scores_out):
+            raise InputError("--split train", "say where to write: --save_pseudo_labels FILE and/or --scores_out FILE")
+        train = open_train(cfg)
+        check_size(scorer, cfg.ckpt_path, train)
+        scores = score_snippets(score, train, batch_size=cfg.eval_batch_size, device=device)
+        if extra.scores_out:
+            save_npy(extra.scores_out, scores)
+        if extra.save_pseudo_labels:
+            labels = (scores >= 0.5).astype(np.uint8)
+            save_npy(extra.save_pseudo_labels, labels)
+            print(f"{int(labels.sum())}/{len(labels)} training snippets labelled anomalous -> {extra.save_pseudo_labels}")
+        return
+    test = open_test(cfg)
+    check_size(scorer, cfg.ckpt_path, test.source)
+    metrics, scores = evaluate_test(score, test, cfg.eval_batch_size, device)
+    print_metrics(metrics, test.n_snippets, cfg.ckpt_path)
+    if extra.metrics_out:
+        save_json(extra.metrics_out, {"checkpoint": cfg.ckpt_path, "test_features": test.source.path, **metrics})
+    if extra.scores_out:
+        save_npy(extra.scores_out, scores)
+    if extra.plot:
+        from utils.plots import plot_roc, plot_videos
+        plot_roc(scores, test.labels, Path(extra.plot) / "roc.png", title=Path(cfg.ckpt_path).name)
+        if test.ranges is not None:
+            plot_videos(scores, test.labels, test.ranges, Path(extra.plot))
+        print(f"plots -> {extra.plot}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except InputError as e:
+        sys.exit(f"error: {e}")

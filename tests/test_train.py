@@ -1,0 +1,136 @@
+"""Training and evaluation end to end on a tiny synthetic set: outputs, resume, errors, run_test.py."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import main
+import run_test
+from model.frd import FRDUVAD
+from train import TrainingError
+from utils.errors import InputError
+
+TINY = ["--synth_train_videos", "10", "--synth_test_videos", "6", "--synth_crops", "2", "--c2fpl_epochs", "1",
+        "--Vitblock_num", "2", "--max_seqlen", "48", "--snapshot", "3", "--max_epoch", "2", "--aux", "none"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("synthetic"))
+
+
+def train(data_dir, out, *extra):
+    main.main([*TINY, "--synthetic_dir", data_dir, "--output_dir", str(out), *extra])
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def full_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return out, train(data_dir, out)
+
+
+def test_run_writes_every_output(full_run):
+    out, records = full_run
+    names = {p.name for p in out.iterdir()}
+    best = [n for n in names if n.startswith("best_ckpt_")]
+    assert {"last.pkl", "metrics.jsonl", "result.txt", "config.yaml", "resume.pt"} <= names and len(best) == 1
+    assert best[0] == f"best_ckpt_{max(r['auc_all'] for r in records):.4f}.pkl"
+    iterations = [r["iteration"] for r in records]
+    assert iterations[:-1] == list(range(3, 3 * len(iterations), 3)) and iterations[-1] >= iterations[-2]
+    assert records[-1]["epoch"] == 2
+    for key in ("auc_all", "auc_abn", "far_all", "eer", "ap", "Lre", "Ldi", "Ls", "pseudo_labels", "bank_size",
+                "pseudo_precision", "pseudo_recall"):
+        assert key in records[0]
+    model = FRDUVAD(256, 4, 2)
+    model.load_state_dict(torch.load(out / "last.pkl", weights_only=True))
+    assert "best AUC" in (out / "result.txt").read_text()
+
+
+def test_resumed_run_ends_like_the_uninterrupted_one(data_dir, full_run, tmp_path):
+    out, records = full_run
+    interrupted = tmp_path / "interrupted"
+    first = train(data_dir, interrupted, "--max_iters", "3")
+    assert [r["iteration"] for r in first] == [3]
+    main.main(["--resume", str(interrupted / "resume.pt")])
+    resumed = [json.loads(line) for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in resumed] == [r["iteration"] for r in records]
+    for a, b in zip(resumed, records):
+        assert a["auc_all"] == b["auc_all"] and a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    last_a = torch.load(interrupted / "last.pkl", weights_only=True)
+    last_b = torch.load(out / "last.pkl", weights_only=True)
+    for key in last_b:
+        torch.testing.assert_close(last_a[key], last_b[key], rtol=0, atol=0)
+
+
+def test_existing_run_is_never_overwritten(data_dir, full_run):
+    out, _ = full_run
+    before = (out / "metrics.jsonl").read_text()
+    with pytest.raises(InputError, match="already holds a run"):
+        train(data_dir, out)
+    assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "nan"
+    train(data_dir, out, "--max_iters", "3")
+    good = (out / "last.pkl").read_bytes()
+    real_step = torch.optim.AdamW.step
+
+    def poisoned(self, *args, **kwargs):
+        result = real_step(self, *args, **kwargs)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        main.main(["--resume", str(out)])
+    assert (out / "last.pkl").read_bytes() == good
+
+
+def test_run_test_reproduces_the_training_evaluation(data_dir, full_run, tmp_path):
+    out, records = full_run
+    metrics_out, scores_out = tmp_path / "m.json", tmp_path / "s.npy"
+    run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(out / "last.pkl"),
+                   "--metrics_out", str(metrics_out), "--scores_out", str(scores_out), "--plot", str(tmp_path / "p")])
+    metrics = json.loads(metrics_out.read_text())
+    assert metrics["auc_all"] == pytest.approx(records[-1]["auc_all"], abs=1e-12)
+    scores = np.load(scores_out)
+    assert scores.dtype == np.float32 and len(metrics["per_video_auc"]) == 6
+    assert (tmp_path / "p" / "roc.png").is_file() and list((tmp_path / "p").glob("video_*.png"))
+
+
+def test_train_split_labels_feed_the_frd_auxiliary(data_dir, full_run, tmp_path):
+    out, _ = full_run
+    labels_file = tmp_path / "labels.npy"
+    run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(out / "last.pkl"), "--split", "train",
+                   "--save_pseudo_labels", str(labels_file)])
+    labels = np.load(labels_file)
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1}
+    for value in (0, 1):
+        np.save(labels_file, np.full_like(labels, value))
+        record = train(data_dir, tmp_path / f"frd{value}", "--aux", "frd", "--aux_labels", str(labels_file),
+                       "--max_iters", "3")[-1]
+        assert record["aux_labels"] == value * record["labels_total"]
+        assert record["pseudo_labels"] == value * record["recon_labels"]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--aux", "frd", "--aux_labels", "missing.npy"], "auxiliary labels file not found"),
+    (["--Vitblock_num", "3"], "valid"),
+])
+def test_cli_errors(data_dir, tmp_path, extra, needle):
+    with pytest.raises(InputError, match=needle):
+        train(data_dir, tmp_path / "bad", *extra)
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists()
+
+
+def test_run_test_rejects_a_checkpoint_of_another_feature_size(data_dir, tmp_path):
+    model = FRDUVAD(512, 4, 2)
+    torch.save(model.state_dict(), tmp_path / "big.pkl")
+    with pytest.raises(InputError, match=r"big\.pkl: checkpoint for feature size 512"):
+        run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(tmp_path / "big.pkl")])

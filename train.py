@@ -1,0 +1,247 @@
+"""The FRD-UVAD training loop: steps, snapshots, checkpoints, resume.
+
+The release's loop: AdamW (lr, betas 0.9/0.95), shuffled batches of ``max_seqlen`` windows,
+evaluation on the test set every ``snapshot`` iterations and at the end, the best test AUC
+selecting ``best_ckpt_<auc>.pkl``. The release's evaluation leaves the model in eval mode for the
+rest of training (no dropout, no disruption after the first snapshot); that is the default here,
+``--keep_train_mode True`` returns to train mode after each evaluation instead.
+"""
+import glob
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dataset.features import FeatureSource
+from dataset.ground_truth import TestSet
+from dataset.windows import make_loader
+from evaluate import evaluate_test
+from model.frd import FRDUVAD
+from utils.checkpoint import save_checkpoint
+from utils.config import Config
+from utils.errors import InputError
+from utils.io import atomic_open, save_text
+
+RESUME_FILE = "resume.pt"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss); the last good checkpoints are kept."""
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved with every snapshot so that ``--resume`` continues exactly."""
+
+    iteration: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_auc: float = -1.0
+    best_iteration: int = 0
+    best_file: str | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+class Interval:
+    """Sums over the steps since the last evaluation, for metrics.jsonl (kept on the device: no sync per step)."""
+
+    LOSSES = ("loss", "Lre", "Ldi", "Ls")
+    LABELS = ("recon_labels", "aux_labels", "pseudo_labels")
+
+    def __init__(self, truth: torch.Tensor | None = None) -> None:
+        self.truth, self.steps, self.labels_total = truth, 0, 0
+        self.sums: dict[str, torch.Tensor | float] = dict.fromkeys(self.LOSSES + self.LABELS + ("hits", "true"), 0.0)
+
+    def add(self, out, rows: torch.Tensor) -> None:
+        self.steps += 1
+        self.labels_total += out.pseudo_labels.numel()
+        for name in self.LOSSES:
+            self.sums[name] = self.sums[name] + getattr(out, name).detach()
+        for name in self.LABELS:
+            self.sums[name] = self.sums[name] + getattr(out, name).sum()
+        if self.truth is not None:
+            true = self.truth[rows.to(self.truth.device)]
+            self.sums["hits"] = self.sums["hits"] + (out.pseudo_labels * true).sum()
+            self.sums["true"] = self.sums["true"] + true.sum()
+
+    def summary(self) -> dict:
+        """Mean losses, label counts and, with true labels, the pseudo labels' precision and recall."""
+        sums = {k: float(v) for k, v in self.sums.items()}
+        result = {name: sums[name] / max(self.steps, 1) for name in self.LOSSES}
+        result.update({name: int(sums[name]) for name in self.LABELS}, labels_total=self.labels_total)
+        if self.truth is not None:
+            result["pseudo_precision"] = sums["hits"] / max(sums["pseudo_labels"], 1.0)
+            result["pseudo_recall"] = sums["hits"] / max(sums["true"], 1.0)
+        return result
+
+    def mean_loss(self) -> float:
+        return float(self.sums["loss"]) / max(self.steps, 1)
+
+
+def default_output_dir(cfg: Config) -> Path:
+    """``ckpt/<dataset>/<timestamp>/``, a new folder for every run."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("ckpt") / cfg.dataset_name / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("ckpt") / cfg.dataset_name / f"{stamp}-{n}"
+    return path
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """A run never writes over another run's files."""
+    taken = [p for p in ("last.pkl", "metrics.jsonl", RESUME_FILE) if (out_dir / p).exists()]
+    taken += [Path(p).name for p in glob.glob(str(out_dir / "best_ckpt_*.pkl"))]
+    if taken:
+        raise InputError(out_dir, f"already holds a run ({', '.join(taken)}); choose another --output_dir "
+                                  f"or continue it with --resume {out_dir / RESUME_FILE}")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states in types that ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Owns the optimiser, the loader and the output folder of one run."""
+
+    def __init__(self, cfg: Config, model: FRDUVAD, train: FeatureSource, test: TestSet, device: torch.device,
+                 out_dir: Path, aux_labels: np.ndarray | None = None, truth: np.ndarray | None = None) -> None:
+        self.cfg, self.model, self.test, self.device, self.out_dir = cfg, model, test, device, Path(out_dir)
+        self.aux_labels = None if aux_labels is None else torch.from_numpy(aux_labels.astype(np.float32))
+        self.truth = None if truth is None else torch.from_numpy(truth.astype(np.float32)).to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95))
+        self.loader = make_loader(train, cfg.cross_clip, cfg.max_seqlen, cfg.seed, cfg.within_video,
+                                  cfg.num_workers, pin_memory=device.type == "cuda")
+        self.bank_rng = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.progress = Progress()
+        self.interval = Interval(self.truth)
+
+    @property
+    def total_iterations(self) -> int:
+        total = self.cfg.max_epoch * len(self.loader)
+        return min(total, self.cfg.max_iters) if self.cfg.max_iters else total
+
+    def step(self, batch: dict) -> None:
+        x = batch["features"].to(self.device, non_blocking=True)
+        rows = batch["rows"]
+        aux = None if self.aux_labels is None else self.aux_labels[rows].to(self.device, non_blocking=True)
+        kept = f"the last good checkpoints in {self.out_dir} are kept"
+        try:
+            out = self.model.training_step(x, aux, self.bank_rng)
+        except RuntimeError:  # the BCE refuses NaN scores
+            if all(torch.isfinite(p).all() for p in self.model.parameters()):
+                raise
+            raise TrainingError(f"non-finite loss at iteration {self.progress.iteration}: the weights hold NaN or "
+                                f"Inf; {kept}") from None
+        if not torch.isfinite(out.loss):
+            raise TrainingError(f"non-finite loss at iteration {self.progress.iteration} "
+                                f"(Lre {float(out.Lre):.4g}, Ldi {float(out.Ldi):.4g}, Ls {float(out.Ls):.4g}); {kept}")
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        self.optimizer.step()
+        self.interval.add(out, rows)
+
+    def evaluate(self) -> dict:
+        """Test metrics; the release's eval-mode quirk unless ``--keep_train_mode``; checkpoints and logs."""
+        was_training = self.model.training
+        self.model.eval()
+        metrics, _ = evaluate_test(self.model.score, self.test, self.cfg.eval_batch_size, self.device)
+        if self.cfg.keep_train_mode and was_training:
+            self.model.train()
+        p = self.progress
+        record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **self.interval.summary(),
+                  "bank_size": len(self.model.bank)}
+        self.interval = Interval(self.truth)
+        p.history.append({k: v for k, v in record.items() if k != "per_video_auc"})
+        state = self.model.state_dict()
+        if metrics["auc_all"] > p.best_auc:
+            previous = p.best_file
+            p.best_auc, p.best_iteration = float(metrics["auc_all"]), p.iteration
+            p.best_file = f"best_ckpt_{p.best_auc:.4f}.pkl"
+            save_checkpoint(self.out_dir / p.best_file, state)
+            if previous and previous != p.best_file:
+                (self.out_dir / previous).unlink(missing_ok=True)
+        save_checkpoint(self.out_dir / "last.pkl", state)
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        save_text(self.out_dir / "result.txt", self.result_text())
+        self.save_resume()
+        return record
+
+    def result_text(self) -> str:
+        p = self.progress
+        lines = [f"iteration {h['iteration']}\tepoch {h['epoch']}\tAUC {h['auc_all']:.4f}\tAUC_abn {h['auc_abn']:.4f}"
+                 f"\tFAR {h['far_all']:.4f}\tAP {h['ap']:.4f}" for h in p.history]
+        return "\n".join(lines + [f"best AUC {p.best_auc:.4f} at iteration {p.best_iteration} ({p.best_file})"]) + "\n"
+
+    def save_resume(self) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "bank": self.model.bank.state().cpu(), "bank_rng": self.bank_rng.get_state(),
+                 "training_mode": self.model.training, "rng": rng_state(), "progress": asdict(self.progress),
+                 "config": self.cfg.to_dict()}
+        with atomic_open(self.out_dir / RESUME_FILE) as f:
+            torch.save(state, f)
+
+    def load_resume(self, path: str | os.PathLike) -> None:
+        if not os.path.isfile(path):
+            raise InputError(path, "resume file not found")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.model.bank.load(state["bank"].to(self.device))
+        self.model.train(state["training_mode"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.bank_rng.set_state(state["bank_rng"])
+        set_rng_state(state["rng"])
+        self.progress = Progress(**state["progress"])
+
+    def run(self) -> Progress:
+        """Train to ``max_epoch`` (or ``max_iters``); evaluate every ``snapshot`` iterations and at the end."""
+        p, total = self.progress, self.total_iterations
+        last_auc = p.history[-1]["auc_all"] if p.history else float("nan")
+        bar = tqdm(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True)
+        while p.iteration < total and p.epoch < self.cfg.max_epoch:
+            self.loader.sampler.set_epoch(p.epoch, p.batch_in_epoch)
+            for batch in self.loader:
+                self.step(batch)
+                p.iteration += 1
+                p.batch_in_epoch += 1
+                if p.batch_in_epoch == len(self.loader):
+                    p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+                bar.update(1)
+                if p.iteration % self.cfg.snapshot == 0 or p.iteration == total:
+                    last_auc = self.evaluate()["auc_all"]
+                if p.iteration % 10 == 0:
+                    bar.set_postfix(loss=f"{self.interval.mean_loss():.4f}", auc=f"{last_auc:.4f}")
+                if p.iteration >= total:
+                    break
+        bar.close()
+        if not p.history or p.history[-1]["iteration"] != p.iteration:
+            self.evaluate()
+        return p
