@@ -1,13 +1,17 @@
 """Seeded I3D-like synthetic data in the UCF-Crime concatenated layout (see DATA.md).
 
 Each snippet's pre-activation feature is
-``h = m + scene_v + W (lam * z_t) + crop_{v,c} + noise``: a global mean, a per-video
-scene, AR(1) dynamics ``z_t`` in a low-rank factor space and correlated crop views;
-the feature is ``x = energy_v * activity_t * relu(h)``. Some videos, normal ones
-included, have a stretch of rare but normal activity. Anomalous videos carry one or
-two events (frame granularity) of one of five types, each moving the features in a
-direction that normal data rarely visits while changing their norm only moderately,
-so the squared-norm baseline reaches a frame AUC near 0.7, not near 1.
+``h = energy_v * (m + scene_v) + W (lam * z_t) + crop_{v,c} + noise``: a global mean
+and a per-video scene scaled by the video's energy, AR(1) dynamics ``z_t`` in a
+low-rank factor space and correlated crop views; the feature is
+``x = activity_t * relu(h)``, with ``activity_t`` drifting slowly. Some videos, normal
+ones included, have a stretch of rare but normal activity. Anomalous videos carry one
+or two events (frame granularity) of one of five types: each moves the features in a
+direction that normal data rarely visits and changes the activity abruptly at its
+edges (erratically inside; appearance events lower it, the others raise it). The
+norm thus jumps against the video's own normal part, which C2FPL's pseudo labels
+rely on, while the spread of energy across videos keeps the squared-norm baseline
+near a frame AUC of 0.7, not near 1.
 Everything comes from ``numpy.random.Generator(PCG64)`` streams keyed by
 ``(seed, stream, index)``, so the same spec always gives the same bytes.
 """
@@ -30,7 +34,7 @@ FILES: dict[str, str] = {
     "train_truth": "train_truth.npy",
 }
 MANIFEST = "synthetic.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FRAMES_PER_SNIPPET = 16
 LENGTHS_PATH = Path(__file__).with_name("ucf_train_lengths.npy")
 ANOMALY_TYPES = ("appearance", "motion", "energy", "scene_mix", "burst")
@@ -39,14 +43,18 @@ N_FACTORS = 32        # normal dynamics subspace
 N_SCENE = 16          # scene subspace
 N_RARE = 8            # rare but normal activity (camera pans, crowds): not anomalous
 N_ANOMALY = 8         # directions that only anomalies use
-AR_RHO = 0.9          # temporal smoothness of normal dynamics
+AR_RHO = 0.95         # temporal smoothness of normal dynamics
 MEAN_OFFSET = 0.15    # with MEAN_STD sets the fraction of zeros after ReLU (about 40 %)
 MEAN_STD = 0.5
 SCENE_STD = 0.3
 CROP_OFFSET_STD = 0.12
 CROP_NOISE_STD = 0.12
-ENERGY_LOG_STD = 0.12   # per-video energy
-ACTIVITY_LOG_STD = 0.07  # slow within-video energy changes
+ENERGY_RANGE = (0.2, 1.8)  # per-video squared energy of mean and scene (camera, crowd density)
+ACTIVITY_LOG_STD = 0.02    # slow within-video activity changes
+ACTIVITY_RHO = 0.95
+EVENT_JUMP = (0.0, 0.1)    # log-activity step at the edges of an event
+DROP_JUMP = (0.15, 0.3)    # the same, downwards, for appearance events
+EVENT_JITTER = 0.12        # erratic log-activity changes inside an event
 RARE_PROB = 0.3
 RARE_STD = 0.35
 
@@ -195,7 +203,7 @@ def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generat
     mask = _snippet_mask(video)
     n_anom = int(mask.sum())
     kind = ANOMALY_TYPES[video.kind] if video.kind >= 0 else None
-    energy = np.exp(ENERGY_LOG_STD * rng.standard_normal())
+    energy = np.sqrt(rng.uniform(*ENERGY_RANGE))
     scene = world.scenes @ (SCENE_STD * rng.standard_normal(N_SCENE) / np.sqrt(N_SCENE))
     crop_offset = CROP_OFFSET_STD * rng.standard_normal((n_crops, d))
     visibility = rng.uniform(0.5, 1.0, size=n_crops)
@@ -205,7 +213,7 @@ def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generat
     if kind == "motion":
         rho[mask] = rng.uniform(0.0, 0.4)
         gain[mask] = 1.0 + rng.uniform(2.0, 4.0) * np.linspace(0.0, 1.0, N_FACTORS)
-    snippet = world.mean + scene + (_ar1(rng, rho, N_FACTORS) * gain * world.lam) @ world.factors.T
+    snippet = energy * (world.mean + scene) + (_ar1(rng, rho, N_FACTORS) * gain * world.lam) @ world.factors.T
     if rng.random() < RARE_PROB:
         width = int(rng.integers(1, max(t_len // 3, 1) + 1))
         start = int(rng.integers(0, t_len - width + 1))
@@ -213,17 +221,21 @@ def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generat
         snippet[start:start + width] += rare @ world.rare.T
 
     shift = np.zeros((n_anom, d))
-    scale = energy * np.exp(ACTIVITY_LOG_STD * _ar1(rng, np.full(t_len, AR_RHO), 1)[:, 0])
+    log_activity = ACTIVITY_LOG_STD * _ar1(rng, np.full(t_len, ACTIVITY_RHO), 1)[:, 0]
+    if n_anom:
+        jump = -rng.uniform(*DROP_JUMP) if kind == "appearance" else rng.uniform(*EVENT_JUMP)
+        log_activity[mask] += jump + EVENT_JITTER * rng.standard_normal(n_anom)
+    scale = np.exp(log_activity)
     if kind == "appearance":
         dirs = world.anomaly[:, rng.choice(N_ANOMALY, size=2, replace=False)]
         level = rng.uniform(0.35, 0.55) * (1.0 + 0.3 * rng.standard_normal((n_anom, 2)))
         shift = level @ dirs.T / np.sqrt(2)
     elif kind == "energy":
-        scale[mask] *= rng.uniform(1.08, 1.18)
-        shift += rng.uniform(0.1, 0.2) * world.anomaly[:, rng.integers(N_ANOMALY)]
+        scale[mask] *= rng.uniform(1.0, 1.1)
+        shift += rng.uniform(0.2, 0.35) * world.anomaly[:, rng.integers(N_ANOMALY)]
     elif kind == "scene_mix":
         other = world.scenes @ (2.8 * SCENE_STD * rng.standard_normal(N_SCENE) / np.sqrt(N_SCENE))
-        odd = world.anomaly @ (0.3 * rng.standard_normal(N_ANOMALY) / np.sqrt(N_ANOMALY))
+        odd = world.anomaly @ (0.5 * rng.standard_normal(N_ANOMALY) / np.sqrt(N_ANOMALY))
         shift += rng.uniform(0.5, 0.8) * (other + odd - scene)
     elif kind == "burst":
         channels = world.bursts[rng.integers(len(world.bursts))]

@@ -9,6 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
+from dataset.c2fpl import pseudo_labels
 from dataset.synthetic import (
     FILES, LENGTHS_PATH, MANIFEST, SyntheticSpec, _frame_gt, _plan, ensure, generate, norm_score_auc,
 )
@@ -124,6 +125,31 @@ def test_anomalous_videos_have_more_variable_norms(default_dir):
     labels = GaussianMixture(2, covariance_type="spherical", max_iter=150, random_state=0).fit_predict(stats)
     flagged = labels == np.argmax([stats[labels == k, 1].mean() for k in range(2)])
     assert is_anomalous[flagged].mean() > 0.6
+
+
+def test_c2fpl_pseudo_labels_beat_the_base_rate(default_dir):
+    arrays = load(default_dir)
+    truth, ranges = np.asarray(arrays["train_truth"]), arrays["train_ranges"]
+    video_labels, snippet_labels = pseudo_labels(arrays["train_features"], ranges)
+    is_anomalous = np.array([truth[a:b].any() for a, b in ranges])
+    assert is_anomalous[video_labels == 1].mean() >= 0.7
+    hits = truth[snippet_labels == 1]
+    assert hits.mean() >= 0.4 and hits.mean() > 2 * truth.mean()
+    assert hits.sum() / truth.sum() >= 0.25
+
+
+def test_anomalous_events_change_the_norm_against_their_own_video(default_dir):
+    arrays = load(default_dir)
+    n = squared_norms(arrays["train_features"])
+    truth = np.asarray(arrays["train_truth"]).astype(bool)
+    contrast, wiggle = [], []
+    for a, b in arrays["train_ranges"]:
+        inside, video = truth[a:b], np.log(n[a:b])
+        if inside.any() and not inside.all():
+            contrast.append(abs(video[inside].mean() - video[~inside].mean()))
+        elif not inside.any():
+            wiggle.append(np.abs(np.diff(video)).mean())
+    assert np.median(contrast) > 6 * np.median(wiggle)
 
 
 def test_anomalies_are_learnable_by_reconstruction(default_dir):
