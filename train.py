@@ -237,7 +237,7 @@ class Trainer:
                 bar.update(1)
                 if p.iteration % self.cfg.snapshot == 0 or p.iteration == total:
                     last_auc = self.evaluate()["auc_all"]
-                if p.iteration % 10 == 0:
+                if p.iteration % 10 == 0 and self.interval.steps:
                     bar.set_postfix(loss=f"{self.interval.mean_loss():.4f}", auc=f"{last_auc:.4f}")
                 if p.iteration >= total:
                     break
