@@ -62,7 +62,7 @@ def build_model(cfg: Config, train: FeatureSource, test: TestSet, device: torch.
     """FRDUVAD of the configuration, with its auxiliary C2FPL classifier loaded when ``--aux c2fpl``."""
     try:
         model = FRDUVAD(cfg.feature_size, cfg.cross_clip, cfg.Vitblock_num, cfg.lab, cfg.lab_type, cfg.beta,
-                        cfg.delta, cfg.max_seqlen, cfg.lambdas, AUX_MODEL[cfg.aux])
+                        cfg.delta, cfg.max_seqlen, cfg.lambdas, AUX_MODEL[cfg.aux], cfg.checkpoint_blocks)
     except ValueError as e:
         raise InputError("--Vitblock_num", str(e)) from None
     if cfg.aux == "c2fpl":

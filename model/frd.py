@@ -49,13 +49,14 @@ class FRDUVAD(nn.Module):
 
     def __init__(self, feature_size: int = 2048, cross_clip: int = 4, vitblock_num: int = 8, lab: bool = False,
                  lab_type: str = "wlab", beta: float = 0.1, delta: float = 0.5, max_seqlen: int = 320,
-                 lambdas: tuple[float, float, float] = (1.0, 1.0, 1.0), aux: str = "c2fpl") -> None:
+                 lambdas: tuple[float, float, float] = (1.0, 1.0, 1.0), aux: str = "c2fpl",
+                 checkpoint_blocks: bool = False) -> None:
         super().__init__()
         if aux not in AUX_KINDS:
             raise ValueError(f"aux {aux!r} is not one of {AUX_KINDS}")
         self.feature_size, self.cross_clip, self.vitblock_num = feature_size, cross_clip, vitblock_num
         self.lab, self.delta, self.lambdas, self.aux = lab, delta, tuple(lambdas), aux
-        self.decoder = Reconstructor(feature_size, cross_clip, vitblock_num)
+        self.decoder = Reconstructor(feature_size, cross_clip, vitblock_num, checkpoint_blocks=checkpoint_blocks)
         self.AE = AutoEncoder(feature_size)
         self.scorer = Scorer(feature_size)
         self.scorer_c2fpl = C2FPLClassifier(feature_size)

@@ -1,6 +1,7 @@
 """The reconstructor: tokens → disruption → embedding + position → MSA/MCA blocks → norm; or an autoencoder."""
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from model.attention import CascadeCrossAttention, SelfAttention
 
@@ -48,14 +49,17 @@ class Reconstructor(nn.Module):
 
     Each (sample, crop) is reconstructed independently from its ``cc`` snippets, each split into
     16 tokens of D/16. Disruption is dropout p=0.5 on the tokens (train mode only).
+    ``checkpoint_blocks``: keep only each block's input for the backward pass and recompute the rest
+    (activation checkpointing: much less memory, about a third more compute; same numbers).
     """
 
-    def __init__(self, feature_size: int, cross_clip: int, vitblock_num: int, disruption: float = 0.5) -> None:
+    def __init__(self, feature_size: int, cross_clip: int, vitblock_num: int, disruption: float = 0.5,
+                 checkpoint_blocks: bool = False) -> None:
         super().__init__()
         if feature_size % (NUM_TOKENS * NUM_HEADS):
             raise ValueError(f"feature_size {feature_size} must be a multiple of {NUM_TOKENS * NUM_HEADS}")
         dim = feature_size // NUM_TOKENS
-        self.cross_clip, self.dim = cross_clip, dim
+        self.cross_clip, self.dim, self.checkpoint_blocks = cross_clip, dim, checkpoint_blocks
         self.disruption = nn.Dropout(disruption)
         self.decoder_embed = nn.Linear(dim, dim)
         self.register_buffer("pos_embed", sinusoid_table(NUM_TOKENS, dim), persistent=False)
@@ -66,8 +70,9 @@ class Reconstructor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.disruption(x.reshape(-1, self.cross_clip, NUM_TOKENS, self.dim))  # (N, cc, 16, D/16)
         tokens = self.decoder_embed(tokens) + self.pos_embed
+        recompute = self.checkpoint_blocks and torch.is_grad_enabled()
         for block in self.decoder_blocks:
-            tokens = block(tokens)
+            tokens = checkpoint(block, tokens, use_reentrant=False) if recompute else block(tokens)
         return self.norm(tokens).reshape(x.shape)
 
 

@@ -1,0 +1,106 @@
+"""Training-step throughput and memory: samples/s, peak RSS, GFLOP/s against this machine's matmul peak.
+
+The release's row for comparison (2 cores, 24 GB, torch 2.13 CPU, random batch, train mode,
+cross_clip 4, 8 blocks, LAB off, 10 crops): 512/320 → 33.2 samples/s, 9.11 GB; 2048/32 → 12.0
+samples/s, 3.16 GB; 2048/320 does not fit in 24 GB.
+
+    python benchmarks/bench_train.py                       # 512/320, 2048/320 (checkpointed), 2048/32
+    python benchmarks/bench_train.py --configs 512x320 --steps 5
+Each configuration runs in its own process, so each peak RSS is its own.
+"""
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from model.frd import FRDUVAD  # noqa: E402
+
+CROPS, CROSS_CLIP, BLOCKS, TOKENS = 10, 4, 8, 16
+
+
+def forward_macs(feature_size: int) -> dict[str, float]:
+    """Multiply-accumulates of one sample's forward pass, per part (LayerNorms and softmax left out)."""
+    d, t, per_sample = feature_size // TOKENS, TOKENS, CROPS * CROSS_CLIP
+    block = 12 * t * d * d + 2 * t * t * d  # qkv 3, proj 1, MLP 8 (×T·d²); scores and weighted sum
+    return {"reconstructor": per_sample * (t * d * d + BLOCKS * block),
+            "scorer": per_sample * (feature_size * 1024 + 1024 * 128 + 128),
+            "auxiliary": per_sample * (feature_size * 512 + 512 * 32 + 32)}
+
+
+def flops_per_sample(feature_size: int) -> float:
+    """Forward of everything, backward (≈ 2× forward) of the trained parts, 2 FLOP per MAC."""
+    macs = forward_macs(feature_size)
+    return 2 * (sum(macs.values()) + 2 * (macs["reconstructor"] + macs["scorer"]))
+
+
+def matmul_peak_gflops(n: int = 4096, repeats: int = 3) -> float:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / min(times) / 1e9
+
+
+def measure(feature_size: int, batch: int, steps: int, checkpoint_blocks: bool) -> dict:
+    torch.manual_seed(0)
+    model = FRDUVAD(feature_size, CROSS_CLIP, BLOCKS, lab=False, max_seqlen=batch, aux="c2fpl",
+                    checkpoint_blocks=checkpoint_blocks).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, betas=(0.9, 0.95))
+    x = torch.rand(batch, CROPS, CROSS_CLIP, feature_size)
+    times = []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        out = model.training_step(x)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        if step:  # the first step warms up
+            times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {"feature_size": feature_size, "batch": batch, "checkpoint_blocks": checkpoint_blocks,
+            "s_per_step": seconds, "samples_per_s": batch / seconds,
+            "gflops": batch / seconds * flops_per_sample(feature_size) / 1e9,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["512x320", "2048x320c", "2048x32"],
+                        help="FEATURExBATCH, a trailing c for activation checkpointing")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up step")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        size, batch = args.one.rstrip("c").split("x")
+        print(json.dumps(measure(int(size), int(batch), args.steps, args.one.endswith("c"))))
+        return
+    peak = matmul_peak_gflops()
+    print(f"matmul peak (4096², {torch.get_num_threads()} threads): {peak:.0f} GFLOP/s; "
+          f"model FLOPs per sample: 512 → {flops_per_sample(512) / 1e9:.2f} G, 2048 → {flops_per_sample(2048) / 1e9:.2f} G")
+    print("| feature size | batch | checkpointing | s/step | samples/s | peak RSS (GB) | GFLOP/s | of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for config in args.configs:
+        done = subprocess.run([sys.executable, __file__, "--one", config, "--steps", str(args.steps)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            print(f"| {config} | failed: {done.stderr.strip().splitlines()[-1]} |")
+            continue
+        r = json.loads(done.stdout)
+        print(f"| {r['feature_size']} | {r['batch']} | {'yes' if r['checkpoint_blocks'] else 'no'} | "
+              f"{r['s_per_step']:.2f} | {r['samples_per_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['gflops']:.0f} | "
+              f"{r['gflops'] / peak:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
