@@ -5,13 +5,17 @@ Each snippet's pre-activation feature is
 and a per-video scene scaled by the video's energy, AR(1) dynamics ``z_t`` in a
 low-rank factor space and correlated crop views; the feature is
 ``x = activity_t * relu(h)``, with ``activity_t`` drifting slowly. Some videos, normal
-ones included, have a stretch of rare but normal activity. Anomalous videos carry one
-or two events (frame granularity) of one of five types: each moves the features in a
-direction that normal data rarely visits and changes the activity abruptly at its
-edges (erratically inside; appearance events lower it, the others raise it). The
-norm thus jumps against the video's own normal part, which C2FPL's pseudo labels
-rely on, while the spread of energy across videos keeps the squared-norm baseline
-near a frame AUC of 0.7, not near 1.
+ones included, have a stretch of rare but normal activity (a shared camera-pan pattern
+plus random rare directions). Anomalous videos carry one or two events (frame
+granularity) of one of five types: each moves the features in a direction that normal
+data rarely visits and changes the activity abruptly at its edges (erratically inside;
+appearance events lower it, the others raise it). On top of that every type carries a
+shared anomalous-activity signature, with a type-specific strength: the global mean
+``m`` is rotated towards a second mean that normal data never uses, which keeps the
+norm but breaks the normal cross-channel structure, so that a scorer trained
+on some anomaly types transfers to the others. The norm jumps against the video's own
+normal part, which C2FPL's pseudo labels rely on, while the spread of energy across
+videos keeps the squared-norm baseline near a frame AUC of 0.7, not near 1.
 Everything comes from ``numpy.random.Generator(PCG64)`` streams keyed by
 ``(seed, stream, index)``, so the same spec always gives the same bytes.
 """
@@ -34,7 +38,7 @@ FILES: dict[str, str] = {
     "train_truth": "train_truth.npy",
 }
 MANIFEST = "synthetic.json"
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 FRAMES_PER_SNIPPET = 16
 LENGTHS_PATH = Path(__file__).with_name("ucf_train_lengths.npy")
 ANOMALY_TYPES = ("appearance", "motion", "energy", "scene_mix", "burst")
@@ -43,6 +47,9 @@ N_FACTORS = 32        # normal dynamics subspace
 N_SCENE = 16          # scene subspace
 N_RARE = 8            # rare but normal activity (camera pans, crowds): not anomalous
 N_ANOMALY = 8         # directions that only anomalies use
+SIGNATURE = {  # rotation angle (rad) towards the anomalous mean, per type
+    "appearance": 0.6, "motion": 0.5, "energy": 0.5, "scene_mix": 0.45, "burst": 0.4}
+SIGNATURE_JITTER = 0.2  # per-snippet relative change of the rotation angle
 AR_RHO = 0.95         # temporal smoothness of normal dynamics
 MEAN_OFFSET = 0.15    # with MEAN_STD sets the fraction of zeros after ReLU (about 40 %)
 MEAN_STD = 0.5
@@ -55,8 +62,10 @@ ACTIVITY_RHO = 0.95
 EVENT_JUMP = (0.0, 0.1)    # log-activity step at the edges of an event
 DROP_JUMP = (0.15, 0.3)    # the same, downwards, for appearance events
 EVENT_JITTER = 0.12        # erratic log-activity changes inside an event
-RARE_PROB = 0.3
+RARE_PROB = 0.4
 RARE_STD = 0.35
+RARE_LEVEL = 0.4           # rare activity shares one pattern (a camera pan)
+RARE_JUMP = (0.0, 0.05)    # and raises the activity a little
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class _World:
     scenes: np.ndarray     # (D, N_SCENE)
     rare: np.ndarray       # (D, N_RARE)
     anomaly: np.ndarray    # (D, N_ANOMALY)
+    signature: np.ndarray  # (D,) the global mean of anomalous activity, shared by every anomaly type
     bursts: np.ndarray     # (4, D) 0/1 channel masks
 
 
@@ -131,6 +141,7 @@ def _world(spec: SyntheticSpec) -> _World:
         mean=MEAN_OFFSET + MEAN_STD * rng.standard_normal(d),
         factors=basis[:, :k1], lam=lam, scenes=basis[:, k1:k2], rare=basis[:, k2:k3],
         anomaly=basis[:, k3:k3 + N_ANOMALY], bursts=bursts,
+        signature=MEAN_OFFSET + MEAN_STD * basis[:, k3 + N_ANOMALY],
     )
 
 
@@ -210,18 +221,28 @@ def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generat
 
     rho = np.full(t_len, AR_RHO)
     gain = np.ones((t_len, N_FACTORS))
-    if kind == "motion":
-        rho[mask] = rng.uniform(0.0, 0.4)
-        gain[mask] = 1.0 + rng.uniform(2.0, 4.0) * np.linspace(0.0, 1.0, N_FACTORS)
-    snippet = energy * (world.mean + scene) + (_ar1(rng, rho, N_FACTORS) * gain * world.lam) @ world.factors.T
+    rare_span = slice(0, 0)
     if rng.random() < RARE_PROB:
         width = int(rng.integers(1, max(t_len // 3, 1) + 1))
         start = int(rng.integers(0, t_len - width + 1))
-        rare = _ar1(rng, np.full(width, AR_RHO), N_RARE) * RARE_STD / np.sqrt(N_RARE)
-        snippet[start:start + width] += rare @ world.rare.T
+        rare_span = slice(start, start + width)
+    if kind == "motion":
+        rho[mask] = rng.uniform(0.0, 0.4)
+        gain[mask] = 1.0 + rng.uniform(2.0, 4.0) * np.linspace(0.0, 1.0, N_FACTORS)
+    static = np.broadcast_to(world.mean + scene, (t_len, d)).copy()
+    if n_anom:
+        angle = SIGNATURE[kind] * rng.uniform(0.8, 1.2) * (1.0 + SIGNATURE_JITTER * rng.standard_normal((n_anom, 1)))
+        static[mask] += ((np.cos(angle) - 1.0) * (world.mean - MEAN_OFFSET)
+                         + np.sin(angle) * (world.signature - MEAN_OFFSET))
+    snippet = energy * static + (_ar1(rng, rho, N_FACTORS) * gain * world.lam) @ world.factors.T
+    if rare_span.stop > rare_span.start:
+        rare = _ar1(rng, np.full(rare_span.stop - rare_span.start, AR_RHO), N_RARE) * RARE_STD / np.sqrt(N_RARE)
+        rare[:, 0] += RARE_LEVEL * rng.uniform(0.7, 1.3)
+        snippet[rare_span] += rare @ world.rare.T
 
     shift = np.zeros((n_anom, d))
     log_activity = ACTIVITY_LOG_STD * _ar1(rng, np.full(t_len, ACTIVITY_RHO), 1)[:, 0]
+    log_activity[rare_span] += rng.uniform(*RARE_JUMP)
     if n_anom:
         jump = -rng.uniform(*DROP_JUMP) if kind == "appearance" else rng.uniform(*EVENT_JUMP)
         log_activity[mask] += jump + EVENT_JITTER * rng.standard_normal(n_anom)
