@@ -134,3 +134,15 @@ def test_run_test_rejects_a_checkpoint_of_another_feature_size(data_dir, tmp_pat
     torch.save(model.state_dict(), tmp_path / "big.pkl")
     with pytest.raises(InputError, match=r"big\.pkl: checkpoint for feature size 512"):
         run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(tmp_path / "big.pkl")])
+
+
+def test_run_test_without_arguments_evaluates_the_shipped_checkpoint(monkeypatch, capsys):
+    from conftest import ROOT
+    from utils.config import parse_config
+
+    monkeypatch.chdir(ROOT)
+    shipped = parse_config([]).ckpt_path
+    assert shipped.startswith("best_ckpt/synthetic/best_ckpt_") and (ROOT / shipped).is_file()
+    run_test.main([])
+    auc = float(capsys.readouterr().out.split("AUC ")[1].split()[0])
+    assert auc == pytest.approx(float(shipped.rsplit("_", 1)[1].removesuffix(".pkl")), abs=5e-5)
