@@ -13,8 +13,9 @@ import torch
 
 from dataset.prepare import open_test, open_train, prepare
 from evaluate import evaluate_test, score_snippets
+from model.frd import FRDUVAD
 from model.scorer import Scorer
-from utils.checkpoint import detect_kind, infer_config, load_state_dict_file
+from utils.checkpoint import detect_kind, infer_config, load_into, load_state_dict_file
 from utils.config import parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
@@ -44,15 +45,9 @@ def load_scorer(path: str, device: torch.device) -> Scorer:
     feature_size = infer_config(sd)["feature_size"]
     if feature_size is None:
         raise InputError(path, "no scorer weights (scorer.fc1.weight) in this checkpoint")
-    weights = {k.removeprefix("scorer."): v for k, v in sd.items() if k.startswith("scorer.") or kind == "scorer"}
-    scorer = Scorer(feature_size)
-    expected = scorer.state_dict()
-    bad = sorted(set(expected) ^ set(weights)) + [k for k in expected if k in weights and
-                                                    weights[k].shape != expected[k].shape]
-    if bad:
-        raise InputError(path, f"scorer weights do not fit: {', '.join(bad[:4])}")
-    scorer.load_state_dict(weights)
-    return scorer.to(device).eval()
+    model = FRDUVAD(feature_size, cross_clip=4, vitblock_num=0, aux="none")
+    load_into(model, {k: v for k, v in sd.items() if kind == "scorer" or k.startswith("scorer.")}, "scorer", path)
+    return model.scorer.to(device).eval()
 
 
 def check_size(scorer: Scorer, ckpt: str, source) -> None:

@@ -146,3 +146,14 @@ def test_run_test_without_arguments_evaluates_the_shipped_checkpoint(monkeypatch
     run_test.main([])
     auc = float(capsys.readouterr().out.split("AUC ")[1].split()[0])
     assert auc == pytest.approx(float(shipped.rsplit("_", 1)[1].removesuffix(".pkl")), abs=5e-5)
+
+
+def test_run_test_takes_scorer_only_and_dataparallel_checkpoints(data_dir, full_run, tmp_path):
+    out, records = full_run
+    full = torch.load(out / "last.pkl", weights_only=True)
+    torch.save({k.removeprefix("scorer."): v for k, v in full.items() if k.startswith("scorer.")}, tmp_path / "s.pkl")
+    torch.save({f"module.{k}": v for k, v in full.items()}, tmp_path / "dp.pkl")
+    for name in ("s.pkl", "dp.pkl"):
+        run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(tmp_path / name),
+                       "--metrics_out", str(tmp_path / "m.json")])
+        assert json.loads((tmp_path / "m.json").read_text())["auc_all"] == pytest.approx(records[-1]["auc_all"])
