@@ -33,8 +33,17 @@ BATCH_SIZE = 128
 def train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epochs: int = 20,
                      device: torch.device | str = "cpu", num_workers: int = 0) -> C2FPLClassifier:
     """The published recipe: BCE on per-snippet ``labels (N,)``, SGD 0.01 Nesterov momentum 0.9, weight decay
-    5e-4, MultiStepLR [15, 25] × 0.1, batch 128, shuffled snippets ``(128, C, D)``."""
-    torch.manual_seed(seed)
+    5e-4, MultiStepLR [15, 25] × 0.1, batch 128, shuffled snippets ``(128, C, D)``.
+
+    Seeded by ``seed`` on its own: the caller's random state is left as it was, so a run that builds the
+    classifier and a run that reuses it train FRD-UVAD identically."""
+    with torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _train_classifier(source, labels, seed, epochs, device, num_workers)
+
+
+def _train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epochs: int,
+                      device: torch.device | str, num_workers: int) -> C2FPLClassifier:
     model = C2FPLClassifier(source.feature_size)
     model.apply(init_weights)
     model.to(device).train()

@@ -93,3 +93,11 @@ def test_classifier_learns_separable_labels(tmp_path):
     with torch.no_grad():
         scores = classifier(torch.from_numpy(x)).squeeze(-1).numpy()
     assert roc_auc_score(labels, scores) > 0.9
+
+
+def test_classifier_training_leaves_the_callers_random_state(stage):
+    _, train, _, _, paths = stage
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train_c2fpl.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, epochs=1)
+    assert torch.equal(torch.get_rng_state(), before)
