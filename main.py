@@ -14,7 +14,7 @@ import torch
 import train_c2fpl
 from dataset import synthetic
 from dataset.c2fpl import snippet_norms
-from dataset.features import FeatureSource
+from dataset.features import FeatureSource, read_npy
 from dataset.ground_truth import TestSet
 from dataset.prepare import open_test, open_train, prepare, synthetic_spec
 from evaluate import evaluate_test
@@ -50,7 +50,7 @@ def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
     """``--aux_labels``: (N,) per-snippet 0/1 labels of the training set."""
     if not Path(path).is_file():
         raise InputError(path, "auxiliary labels file not found")
-    labels = np.load(path)
+    labels = read_npy(path, mmap_mode=None)
     if labels.shape != (n_snippets,):
         raise InputError(path, f"expected one label per training snippet, shape ({n_snippets},), got {labels.shape}")
     if not np.isin(labels, (0, 1)).all():
@@ -103,7 +103,7 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch
     if resume is None:
         check_output_dir(out_dir)
     aux_labels = load_aux_labels(cfg.aux_labels, train.n_snippets) if cfg.aux == "frd" else None
-    truth = np.load(cfg.train_truth)[: train.n_snippets] if cfg.train_truth else None
+    truth = read_npy(cfg.train_truth, mmap_mode=None)[: train.n_snippets] if cfg.train_truth else None
     seed_everything(cfg.seed)
     model = build_model(cfg, train, test, device)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import InputError
+from utils.ranges import check_ranges
 
 CROP_FILE = re.compile(r"^(?P<video>.+)__(?P<crop>\d+)\.npy$")
 
@@ -74,10 +75,10 @@ def read_npy_header(path: str | os.PathLike, note: str = "") -> tuple[tuple[int,
     return tuple(int(s) for s in shape), dtype
 
 
-def open_npy(path: str | os.PathLike) -> np.memmap:
-    """``np.load(path, mmap_mode="r")`` with any failure turned into a one-line InputError."""
+def read_npy(path: str | os.PathLike, mmap_mode: str | None = "r") -> np.ndarray:
+    """``np.load(path, mmap_mode)`` (memory-mapped by default) with any failure as a one-line InputError."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except (OSError, ValueError) as e:
@@ -103,46 +104,9 @@ def check_feature_array(path: str, shape: tuple[int, ...], dtype: np.dtype,
     return n, c, d
 
 
-def check_ranges(path: str, ranges: np.ndarray, n_snippets: int) -> np.ndarray:
-    """Validate per-video ``(V, 2)`` [from, to) offsets: T > 0, sorted, no overlap, inside [0, N]."""
-    if ranges.ndim != 2 or ranges.shape[1] != 2:
-        raise InputError(path, f"expected video ranges shaped (V, 2), got shape {ranges.shape}")
-    if not np.issubdtype(ranges.dtype, np.integer):
-        raise InputError(path, f"expected integer video ranges, got dtype {ranges.dtype}")
-    if len(ranges) == 0:
-        raise InputError(path, "no video ranges (shape (0, 2))")
-    ranges = ranges.astype(np.int64)
-    start, end = ranges[:, 0], ranges[:, 1]
-    bad = np.flatnonzero(end <= start)
-    if bad.size:
-        v = int(bad[0])
-        raise InputError(path, f"video {v} has range [{start[v]}, {end[v]}): T = {end[v] - start[v]} "
-                               f"snippets, need T > 0 ({bad.size} such videos)")
-    if start[0] < 0:
-        raise InputError(path, f"video 0 starts at {start[0]} < 0")
-    bad = np.flatnonzero(start[1:] < end[:-1])
-    if bad.size:
-        v = int(bad[0]) + 1
-        raise InputError(path, f"video {v} range [{start[v]}, {end[v]}) overlaps or precedes video "
-                               f"{v - 1} [{start[v - 1]}, {end[v - 1]})")
-    if end[-1] > n_snippets:
-        v = int(np.flatnonzero(end > n_snippets)[0])
-        raise InputError(path, f"video {v} range [{start[v]}, {end[v]}) runs past the end of the "
-                               f"features ({n_snippets} snippets)")
-    return ranges
-
-
 def load_ranges(path: str, n_snippets: int) -> np.ndarray:
     """A ``nalist.npy``-style ranges file -> checked ``(V, 2)`` int64."""
-    try:
-        ranges = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except (OSError, ValueError) as e:
-        raise InputError(path, f"truncated or unreadable .npy ({e})") from None
-    if not isinstance(ranges, np.ndarray):
-        raise InputError(path, "not a single array (.npz archive?), expected a .npy file")
-    return check_ranges(path, ranges, n_snippets)
+    return check_ranges(path, read_npy(path, mmap_mode=None), n_snippets)
 
 
 def first_non_finite(out: np.ndarray) -> tuple[int, int] | None:
@@ -162,13 +126,13 @@ class ConcatFeatures(FeatureSource):
         shape, dtype = read_npy_header(self.path)
         self.n_snippets, self.n_crops, self.feature_size = check_feature_array(self.path, shape, dtype)
         self.ranges = None if ranges_path is None else load_ranges(self.ranges_path, self.n_snippets)
-        self._array: np.ndarray | None = open_npy(self.path)
+        self._array: np.ndarray | None = read_npy(self.path)
 
     @property
     def array(self) -> np.ndarray:
         """The memory map, reopened after unpickling."""
         if self._array is None:
-            self._array = open_npy(self.path)
+            self._array = read_npy(self.path)
         return self._array
 
     def gather(self, rows: np.ndarray) -> np.ndarray:
@@ -279,7 +243,7 @@ class PerVideoFeatures(FeatureSource):
 
     def _map(self, file: str) -> np.ndarray:
         if file not in self._maps:
-            self._maps[file] = open_npy(file)
+            self._maps[file] = read_npy(file)
         return self._maps[file]
 
     def gather(self, rows: np.ndarray) -> np.ndarray:

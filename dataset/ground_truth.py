@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.features import FeatureSource, open_features, video_key
+from dataset.features import FeatureSource, open_features, read_npy, video_key
 from utils.errors import InputError
 
 FRAMES_PER_SNIPPET = 16
@@ -69,15 +69,7 @@ def _check_labels(path: str, labels: np.ndarray, what: str = "") -> np.ndarray:
 
 
 def _load_npy(path: str) -> np.ndarray:
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except (OSError, ValueError) as e:
-        raise InputError(path, f"truncated or unreadable .npy ({e})") from None
-    if not isinstance(labels, np.ndarray):
-        raise InputError(path, "not a single array (.npz archive?), expected a .npy file")
-    return _check_labels(path, labels)
+    return _check_labels(path, read_npy(path, mmap_mode=None))
 
 
 def _load_pickle(path: str, video_names: list[str] | None) -> list[np.ndarray]:

@@ -8,9 +8,16 @@ import os
 
 import numpy as np
 from scipy.optimize import brentq
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 from utils.errors import InputError
+from utils.ranges import check_ranges
 
 FRAMES_PER_SNIPPET = 16
 FAR_THRESHOLD = 0.5
@@ -50,18 +57,6 @@ def _check_inputs(scores: np.ndarray, gt: np.ndarray, gt_where: object) -> None:
         raise InputError(gt_where, f"every frame is {int(gt[0])}: AUC needs both normal and anomalous frames")
 
 
-def _check_ranges(ranges: np.ndarray, n_snippets: int, where: object) -> np.ndarray:
-    """(V, 2) integer [from, to) snippet ranges, each non-empty and inside the test set."""
-    ranges = np.asarray(ranges)
-    if ranges.ndim != 2 or ranges.shape[1] != 2 or not np.issubdtype(ranges.dtype, np.integer):
-        raise InputError(where, f"ranges must be an integer (V, 2) array, got {ranges.dtype} {ranges.shape}")
-    bad = np.flatnonzero((ranges[:, 0] < 0) | (ranges[:, 1] <= ranges[:, 0]) | (ranges[:, 1] > n_snippets))
-    if len(bad):
-        raise InputError(where, f"video {bad[0]} has range {ranges[bad[0]].tolist()}, "
-                                f"outside the {n_snippets} test snippets or empty")
-    return ranges
-
-
 def evaluate(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarray | None = None,
              group: int = 128, *, gt_path: str | os.PathLike | None = None,
              ranges_path: str | os.PathLike | None = None) -> dict[str, float | list]:
@@ -96,7 +91,7 @@ def evaluate(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarra
         "pr_auc": float(auc(recall, precision)),
     }
     if ranges is not None:
-        ranges = _check_ranges(ranges, len(snippet_scores), ranges_path or "ranges")
+        ranges = check_ranges(str(ranges_path or "ranges"), np.asarray(ranges), len(snippet_scores))
         frames = ranges * FRAMES_PER_SNIPPET
         per_video = [_auc_or_nan(gt[a:b], scores[a:b]) for a, b in frames]
         anomalous_video = np.zeros(len(gt), dtype=bool)
