@@ -19,14 +19,14 @@ def score_snippets(score: ScoreFn, source: FeatureSource, rows: np.ndarray | Non
     Streams the (memory-mapped) features ``batch_size`` snippets at a time.
     """
     rows = np.arange(source.n_snippets) if rows is None else np.asarray(rows, dtype=np.int64)
-    out = np.empty(len(rows), dtype=np.float32)
+    out = torch.empty(len(rows), dtype=torch.float32, device=device)
     pin = torch.device(device).type == "cuda"
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
         x = torch.from_numpy(source.gather(chunk))
         x = x.pin_memory().to(device, non_blocking=True) if pin else x.to(device)
-        out[start:start + len(chunk)] = score(x).float().cpu().numpy()
-    return out
+        out[start:start + len(chunk)] = score(x)
+    return out.cpu().numpy()
 
 
 def evaluate_test(score: ScoreFn, test: TestSet, batch_size: int = 1024,

@@ -22,7 +22,8 @@ from model.frd import FRDUVAD
 from train import Trainer, TrainingError, check_output_dir, default_output_dir, seed_everything
 from utils.checkpoint import load_into, load_state_dict_file
 from utils.config import Config, parse_config
-from utils.device import resolve_device
+from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
+                               reseed_for_rank, setup, teardown)
 from utils.errors import InputError
 from utils.io import save_text
 from utils.metrics import evaluate
@@ -68,6 +69,9 @@ def build_model(cfg: Config, train: FeatureSource, test: TestSet, device: torch.
     if cfg.aux == "c2fpl":
         ckpt = cfg.aux_ckpt or train_c2fpl.run_stage(cfg, train, test, c2fpl_dir(cfg), device)["classifier"]
         load_into(model, load_state_dict_file(ckpt), kind="c2fpl", source=ckpt)
+    if cfg.compile:  # in place: state_dict keys stay those of the release
+        for part in (model.decoder, model.AE, model.scorer, model.scorer_c2fpl):
+            part.compile()
     return model.to(device)
 
 
@@ -95,24 +99,30 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path) 
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file})")
 
 
-def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch.device) -> None:
+def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch.device,
+                 info: Distributed = Distributed()) -> None:
     resume = Path(cfg.resume) if cfg.resume else None
     if resume is not None and resume.is_dir():
         resume = resume / "resume.pt"
     out_dir = Path(cfg.output_dir) if cfg.output_dir else resume.parent if resume else default_output_dir(cfg)
-    if resume is None:
+    out_dir = Path(broadcast_object(str(out_dir)))  # one folder for the whole run under torchrun
+    if resume is None and info.is_main:
         check_output_dir(out_dir)
     aux_labels = load_aux_labels(cfg.aux_labels, train.n_snippets) if cfg.aux == "frd" else None
     truth = read_npy(cfg.train_truth, mmap_mode=None)[: train.n_snippets] if cfg.train_truth else None
     seed_everything(cfg.seed)
-    model = build_model(cfg, train, test, device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_text(out_dir / "config.yaml", cfg.to_yaml())
-    trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth)
+    with main_process_first():
+        model = build_model(cfg, train, test, device)
+    reseed_for_rank(cfg.seed, info.rank)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_text(out_dir / "config.yaml", cfg.to_yaml())
+    trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth, info)
     if resume is not None:
         trainer.load_resume(resume)
     progress = trainer.run()
-    print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir)
+    if info.is_main:
+        print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,20 +132,27 @@ def main(argv: list[str] | None = None) -> None:
         run_dir = Path(cfg.resume) if Path(cfg.resume).is_dir() else Path(cfg.resume).parent
         cfg = parse_config([*argv, "--config", str(run_dir / "config.yaml")], description=__doc__.splitlines()[0],
                            overrides={"max_iters": None})
-    print("configuration:\n" + cfg.summary())
-    if cfg.stage == "data":
-        return write_synthetic(cfg)
-    cfg = prepare(cfg)
-    device = resolve_device(cfg.device)
-    train, test = open_train(cfg), open_test(cfg)
-    print(f"train: {train.n_snippets} snippets x {train.n_crops} crops x {train.feature_size} ({train.path})")
-    print(f"test:  {test.n_snippets} snippets, {test.labels.size} frames ({test.source.path})")
-    if cfg.stage == "c2fpl":
-        out_dir = cfg.output_dir or c2fpl_dir(cfg)
-        train_c2fpl.run_stage(cfg, train, test, out_dir, device)
-        save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
-        return
-    run_training(cfg, train, test, device)
+    if launched_by_torchrun() and cfg.stage != "train":
+        raise InputError("--stage", f"{cfg.stage} runs in one process; torchrun is for --stage train")
+    info, device = setup(cfg.device, cfg.max_seqlen)
+    log = print if info.is_main else lambda *args: None
+    try:
+        log("configuration:\n" + cfg.summary())
+        if cfg.stage == "data":
+            return write_synthetic(cfg)
+        with main_process_first():
+            cfg = prepare(cfg)
+        train, test = open_train(cfg), open_test(cfg)
+        log(f"train: {train.n_snippets} snippets x {train.n_crops} crops x {train.feature_size} ({train.path})")
+        log(f"test:  {test.n_snippets} snippets, {test.labels.size} frames ({test.source.path})")
+        if cfg.stage == "c2fpl":
+            out_dir = cfg.output_dir or c2fpl_dir(cfg)
+            train_c2fpl.run_stage(cfg, train, test, out_dir, device)
+            save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
+            return
+        run_training(cfg, train, test, device, info)
+    finally:
+        teardown()
 
 
 if __name__ == "__main__":

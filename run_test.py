@@ -17,7 +17,7 @@ from model.frd import FRDUVAD
 from model.scorer import Scorer
 from utils.checkpoint import detect_kind, infer_config, load_into, load_state_dict_file
 from utils.config import parse_config
-from utils.device import resolve_device
+from utils.device import autocast, resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
 
@@ -72,8 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(cfg.device)
     scorer = load_scorer(cfg.ckpt_path, device)
 
+    if cfg.compile:
+        scorer.compile()
+
     def score(x: torch.Tensor) -> torch.Tensor:
-        return scorer(x).squeeze(-1)
+        with autocast(device, cfg.amp):
+            return scorer(x).squeeze(-1)
 
     if extra.split == "train":
         if not (extra.save_pseudo_labels or extra.scores_out):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from dataset.features import FeatureSource
@@ -25,6 +26,8 @@ from evaluate import evaluate_test
 from model.frd import FRDUVAD
 from utils.checkpoint import save_checkpoint
 from utils.config import Config
+from utils.device import autocast
+from utils.distributed import Distributed, broadcast_object, gather_objects, is_distributed, sum_floats
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
 
@@ -56,25 +59,33 @@ class Interval:
 
     def __init__(self, truth: torch.Tensor | None = None) -> None:
         self.truth, self.steps, self.labels_total = truth, 0, 0
+        self.finite: torch.Tensor | bool = True
+        self.last: dict[str, torch.Tensor] = {}
         self.sums: dict[str, torch.Tensor | float] = dict.fromkeys(self.LOSSES + self.LABELS + ("hits", "true"), 0.0)
 
     def add(self, out, rows: torch.Tensor) -> None:
         self.steps += 1
         self.labels_total += out.pseudo_labels.numel()
+        self.finite = torch.isfinite(out.loss.detach()) & self.finite
+        self.last = {name: getattr(out, name).detach() for name in ("Lre", "Ldi", "Ls")}
         for name in self.LOSSES:
             self.sums[name] = self.sums[name] + getattr(out, name).detach()
         for name in self.LABELS:
             self.sums[name] = self.sums[name] + getattr(out, name).sum()
         if self.truth is not None:
-            true = self.truth[rows.to(self.truth.device)]
+            true = self.truth[rows]
             self.sums["hits"] = self.sums["hits"] + (out.pseudo_labels * true).sum()
             self.sums["true"] = self.sums["true"] + true.sum()
 
     def summary(self) -> dict:
-        """Mean losses, label counts and, with true labels, the pseudo labels' precision and recall."""
-        sums = {k: float(v) for k, v in self.sums.items()}
-        result = {name: sums[name] / max(self.steps, 1) for name in self.LOSSES}
-        result.update({name: int(sums[name]) for name in self.LABELS}, labels_total=self.labels_total)
+        """Mean losses, label counts and, with true labels, the pseudo labels' precision and recall (over all
+        processes under torchrun: a collective call)."""
+        names = list(self.sums)
+        totals = sum_floats([float(self.sums[k]) for k in names] + [self.steps, self.labels_total])
+        sums = dict(zip(names, totals))
+        steps, labels_total = totals[-2:]
+        result = {name: sums[name] / max(steps, 1) for name in self.LOSSES}
+        result.update({name: int(sums[name]) for name in self.LABELS}, labels_total=int(labels_total))
         if self.truth is not None:
             result["pseudo_precision"] = sums["hits"] / max(sums["pseudo_labels"], 1.0)
             result["pseudo_recall"] = sums["hits"] / max(sums["true"], 1.0)
@@ -131,14 +142,20 @@ class Trainer:
     """Owns the optimiser, the loader and the output folder of one run."""
 
     def __init__(self, cfg: Config, model: FRDUVAD, train: FeatureSource, test: TestSet, device: torch.device,
-                 out_dir: Path, aux_labels: np.ndarray | None = None, truth: np.ndarray | None = None) -> None:
+                 out_dir: Path, aux_labels: np.ndarray | None = None, truth: np.ndarray | None = None,
+                 dist: Distributed = Distributed()) -> None:
         self.cfg, self.model, self.test, self.device, self.out_dir = cfg, model, test, device, Path(out_dir)
-        self.aux_labels = None if aux_labels is None else torch.from_numpy(aux_labels.astype(np.float32))
+        self.dist = dist
+        # Under torchrun the trained parts' gradients are averaged by DDP (the frozen parts are left out).
+        self.net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                           forward_sync_buffers=False) if is_distributed() else model
+        self.aux_labels = None if aux_labels is None else torch.from_numpy(aux_labels.astype(np.float32)).to(device)
         self.truth = None if truth is None else torch.from_numpy(truth.astype(np.float32)).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95))
         self.loader = make_loader(train, cfg.cross_clip, cfg.max_seqlen, cfg.seed, cfg.within_video,
-                                  cfg.num_workers, pin_memory=device.type == "cuda")
+                                  cfg.num_workers, pin_memory=device.type == "cuda", rank=dist.rank,
+                                  world_size=dist.world_size)
         self.bank_rng = torch.Generator(device=device).manual_seed(cfg.seed)
         self.progress = Progress()
         self.interval = Interval(self.truth)
@@ -149,50 +166,69 @@ class Trainer:
         return min(total, self.cfg.max_iters) if self.cfg.max_iters else total
 
     def step(self, batch: dict) -> None:
+        """One optimiser step; no host synchronisation on a GPU except the bank's size and ``check_finite``."""
         x = batch["features"].to(self.device, non_blocking=True)
-        rows = batch["rows"]
-        aux = None if self.aux_labels is None else self.aux_labels[rows].to(self.device, non_blocking=True)
-        kept = f"the last good checkpoints in {self.out_dir} are kept"
+        rows = batch["rows"].to(self.device, non_blocking=True)
+        aux = None if self.aux_labels is None else self.aux_labels[rows]
         try:
-            out = self.model.training_step(x, aux, self.bank_rng)
+            with autocast(self.device, self.cfg.amp):
+                out = self.net(x, aux, self.bank_rng)
         except RuntimeError:  # the BCE refuses NaN scores
             if all(torch.isfinite(p).all() for p in self.model.parameters()):
                 raise
             raise TrainingError(f"non-finite loss at iteration {self.progress.iteration}: the weights hold NaN or "
-                                f"Inf; {kept}") from None
-        if not torch.isfinite(out.loss):
-            raise TrainingError(f"non-finite loss at iteration {self.progress.iteration} "
-                                f"(Lre {float(out.Lre):.4g}, Ldi {float(out.Ldi):.4g}, Ls {float(out.Ls):.4g}); {kept}")
+                                f"Inf; the last good checkpoints in {self.out_dir} are kept") from None
+        self.interval.add(out, rows)
+        if self.device.type == "cpu":  # free here; on a GPU it waits for the step, so it runs every 10 steps
+            self.check_finite()
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
-        self.interval.add(out, rows)
+
+    def check_finite(self) -> None:
+        """Stop with a one-line error if a loss since the last evaluation was NaN or Inf (the last step's losses)."""
+        if not bool(self.interval.finite):
+            losses = ", ".join(f"{name} {float(v):.4g}" for name, v in self.interval.last.items())
+            raise TrainingError(f"non-finite loss at iteration {self.progress.iteration} ({losses}); the last good "
+                                f"checkpoints in {self.out_dir} are kept")
 
     def evaluate(self) -> dict:
-        """Test metrics; the release's eval-mode quirk unless ``--keep_train_mode``; checkpoints and logs."""
+        """Test metrics; the release's eval-mode quirk unless ``--keep_train_mode``; checkpoints and logs.
+
+        Under torchrun every process takes part (mode switch, log sums, random states) and rank 0 scores the
+        test set and writes the files.
+        """
+        self.check_finite()
         was_training = self.model.training
         self.model.eval()
-        metrics, _ = evaluate_test(self.model.score, self.test, self.cfg.eval_batch_size, self.device)
+        summary = self.interval.summary()
+        self.interval = Interval(self.truth)
+        p, record = self.progress, None
+        if self.dist.is_main:
+            with autocast(self.device, self.cfg.amp):
+                metrics, _ = evaluate_test(self.model.score, self.test, self.cfg.eval_batch_size, self.device)
+            record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
+                      "bank_size": len(self.model.bank)}
+        record = broadcast_object(record)
         if self.cfg.keep_train_mode and was_training:
             self.model.train()
-        p = self.progress
-        record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **self.interval.summary(),
-                  "bank_size": len(self.model.bank)}
-        self.interval = Interval(self.truth)
         p.history.append({k: v for k, v in record.items() if k != "per_video_auc"})
-        state = self.model.state_dict()
-        if metrics["auc_all"] > p.best_auc:
-            previous = p.best_file
-            p.best_auc, p.best_iteration = float(metrics["auc_all"]), p.iteration
+        previous, improved = p.best_file, record["auc_all"] > p.best_auc
+        if improved:
+            p.best_auc, p.best_iteration = float(record["auc_all"]), p.iteration
             p.best_file = f"best_ckpt_{p.best_auc:.4f}.pkl"
-            save_checkpoint(self.out_dir / p.best_file, state)
-            if previous and previous != p.best_file:
-                (self.out_dir / previous).unlink(missing_ok=True)
-        save_checkpoint(self.out_dir / "last.pkl", state)
-        with open(self.out_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        save_text(self.out_dir / "result.txt", self.result_text())
-        self.save_resume()
+        rng = gather_objects(rng_state())
+        if self.dist.is_main:
+            state = self.model.state_dict()
+            if improved:
+                save_checkpoint(self.out_dir / p.best_file, state)
+                if previous and previous != p.best_file:
+                    (self.out_dir / previous).unlink(missing_ok=True)
+            save_checkpoint(self.out_dir / "last.pkl", state)
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            save_text(self.out_dir / "result.txt", self.result_text())
+            self.save_resume(rng)
         return record
 
     def result_text(self) -> str:
@@ -201,11 +237,12 @@ class Trainer:
                  f"\tFAR {h['far_all']:.4f}\tAP {h['ap']:.4f}" for h in p.history]
         return "\n".join(lines + [f"best AUC {p.best_auc:.4f} at iteration {p.best_iteration} ({p.best_file})"]) + "\n"
 
-    def save_resume(self) -> None:
+    def save_resume(self, rng: list[dict]) -> None:
+        """``rng``: every process's random states, in rank order."""
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "bank": self.model.bank.state().cpu(), "bank_rng": self.bank_rng.get_state(),
-                 "training_mode": self.model.training, "rng": rng_state(), "progress": asdict(self.progress),
-                 "config": self.cfg.to_dict()}
+                 "training_mode": self.model.training, "rng": rng[0], "rng_ranks": rng,
+                 "progress": asdict(self.progress), "config": self.cfg.to_dict()}
         with atomic_open(self.out_dir / RESUME_FILE) as f:
             torch.save(state, f)
 
@@ -218,14 +255,16 @@ class Trainer:
         self.model.train(state["training_mode"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.bank_rng.set_state(state["bank_rng"])
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks", [state["rng"]])
+        set_rng_state(ranks[self.dist.rank] if len(ranks) == self.dist.world_size else state["rng"])
         self.progress = Progress(**state["progress"])
 
     def run(self) -> Progress:
         """Train to ``max_epoch`` (or ``max_iters``); evaluate every ``snapshot`` iterations and at the end."""
         p, total = self.progress, self.total_iterations
         last_auc = p.history[-1]["auc_all"] if p.history else float("nan")
-        bar = tqdm(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
+                   disable=not self.dist.is_main)
         while p.iteration < total and p.epoch < self.cfg.max_epoch:
             self.loader.sampler.set_epoch(p.epoch, p.batch_in_epoch)
             for batch in self.loader:
@@ -238,6 +277,7 @@ class Trainer:
                 if p.iteration % self.cfg.snapshot == 0 or p.iteration == total:
                     last_auc = self.evaluate()["auc_all"]
                 if p.iteration % 10 == 0 and self.interval.steps:
+                    self.check_finite()
                     bar.set_postfix(loss=f"{self.interval.mean_loss():.4f}", auc=f"{last_auc:.4f}")
                 if p.iteration >= total:
                     break

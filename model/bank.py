@@ -1,4 +1,6 @@
 """The latent anomaly bank (LAB): samples the model flagged as anomalous, replayed in later steps."""
+from typing import Callable
+
 import torch
 
 POLICIES = ("wlab", "slab")
@@ -23,12 +25,18 @@ class LatentAnomalyBank:
         self.samples = self.samples.to(device)
         return self
 
-    def add(self, x: torch.Tensor, flags: torch.Tensor, generator: torch.Generator | None = None) -> None:
+    def add(self, x: torch.Tensor, flags: torch.Tensor, generator: torch.Generator | None = None,
+            gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """Append the samples of ``x (B, C, cc, D)`` selected by ``flags (B, cc)`` by the policy (old rows first);
-        if over capacity, keep a uniformly random subset of exactly ``capacity`` rows (``torch.randperm``)."""
+        if over capacity, keep a uniformly random subset of exactly ``capacity`` rows (``torch.randperm``).
+
+        ``gather``: joins the selected rows of every process, in rank order (several processes).
+        """
         flags = flags.bool()
         keep = flags.any(dim=1) if self.policy == "wlab" else flags.all(dim=1)
         new = x.detach()[keep]
+        if gather is not None:
+            new = gather(new)
         self.samples = new if len(self) == 0 else torch.cat([self.samples.to(new), new])
         if len(self) > self.capacity:
             device = generator.device if generator is not None else self.samples.device

@@ -8,6 +8,7 @@ from torch import nn
 from model.bank import LatentAnomalyBank
 from model.reconstructor import AutoEncoder, Reconstructor
 from model.scorer import C2FPLClassifier, Scorer
+from utils.distributed import gather_rows, global_mean_std
 
 AUX_KINDS = ("c2fpl", "labels", "none")
 
@@ -63,6 +64,7 @@ class FRDUVAD(nn.Module):
         self.bank = LatentAnomalyBank(int(max_seqlen * beta), lab_type)
         self.apply(init_weights)
         self.scorer_c2fpl.requires_grad_(False).eval()
+        (self.decoder if vitblock_num == 0 else self.AE).requires_grad_(False)  # the reconstructor not in use
 
     def train(self, mode: bool = True) -> "FRDUVAD":
         super().train(mode)
@@ -73,6 +75,11 @@ class FRDUVAD(nn.Module):
         """``(B, C, cc, D)`` → ``(B, C, cc, D)``: the transformer reconstructor, or the autoencoder if Vitblock_num=0."""
         return self.AE(x) if self.vitblock_num == 0 else self.decoder(x)
 
+    def forward(self, x: torch.Tensor, aux_labels: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> StepOutput:
+        """The training step, so that DistributedDataParallel can wrap the model; see ``training_step``."""
+        return self.training_step(x, aux_labels, generator)
+
     def training_step(self, x: torch.Tensor, aux_labels: torch.Tensor | None = None,
                       generator: torch.Generator | None = None) -> StepOutput:
         """One step on samples ``x (B, C, cc, D)``; ``aux_labels (B, cc)`` when aux="labels"; updates the bank if LAB."""
@@ -81,24 +88,28 @@ class FRDUVAD(nn.Module):
         b = x.shape[0]
         self.bank.to(x.device)
         inputs = torch.cat([x, self.bank.samples]) if self.lab and len(self.bank) else x
-        lossr = (self.reconstruct(inputs) - inputs).pow(2).mean(dim=-1).max(dim=1).values  # (B+M, cc)
-        threshold = lossr.mean() + lossr.std()
+        recon = self.reconstruct(inputs).float()  # fp32 from here on, also under autocast
+        lossr = (recon - inputs).pow(2).mean(dim=-1).max(dim=1).values  # (B+M, cc)
+        mean, std = global_mean_std(lossr, shared_from=b)  # over the global batch (+ bank) under torchrun
+        threshold = mean + std
         recon_labels = (lossr[:b] >= threshold).float()
         Lre = lossr[:b].mean()
         Ldi = F.relu(-(lossr[b:] - threshold).mean()) if len(inputs) > b else lossr.new_zeros(())
 
-        s = self.scorer(x)  # (B, cc, 1)
+        s = self.scorer(x).float()  # (B, cc, 1)
         scores = s.cumsum(dim=1) / torch.arange(1, self.cross_clip + 1, device=s.device).view(1, -1, 1)
         aux = self._aux_labels(x, aux_labels).to(recon_labels)
         pseudo_labels = recon_labels * aux
-        Ls = F.binary_cross_entropy(scores, pseudo_labels.unsqueeze(-1))
+        with torch.autocast(x.device.type, enabled=False):  # autocast refuses binary_cross_entropy
+            Ls = F.binary_cross_entropy(scores, pseudo_labels.unsqueeze(-1))
         l1, l2, l3 = self.lambdas
         loss = l1 * Lre + l2 * Ldi + l3 * Ls
 
         if self.lab:
             with torch.no_grad():
-                s_th = scores.mean() + self.delta * scores.std()
-                self.bank.add(x, (scores.squeeze(-1) >= s_th) * pseudo_labels, generator)
+                mean, std = global_mean_std(scores)
+                flags = (scores.squeeze(-1) >= mean + self.delta * std) * pseudo_labels
+                self.bank.add(x, flags, generator, gather_rows)
         return StepOutput(loss, Lre, Ldi, Ls, lossr.detach(), threshold.detach(), recon_labels, aux, pseudo_labels,
                           scores.detach(), len(self.bank))
 

@@ -82,6 +82,8 @@ class Config:
     output_dir: str | None = None
     device: str = "auto"
     checkpoint_blocks: bool = False
+    amp: str = "off"
+    compile: bool = False
     eval_batch_size: int = 1024
 
     @property
@@ -107,6 +109,7 @@ CHOICES = {
     "lab_type": ("wlab", "slab"),
     "gt_mismatch": ("error", "truncate"),
     "feature_modal": ("rgb", "flow", "combine"),
+    "amp": ("off", "bf16"),
 }
 HELP = {
     "dataset_name": "synthetic | ucfcrime | shanghaitech | avenue: loads configs/NAME.yaml",
@@ -152,6 +155,8 @@ HELP = {
     "output_dir": "where outputs go (default ckpt/<dataset>/<timestamp>/)",
     "device": "auto | cpu | cuda | cuda:N",
     "checkpoint_blocks": "activation checkpointing per transformer block: far less memory, ~1/3 more compute",
+    "amp": "off | bf16: bfloat16 autocast for the networks (losses and statistics stay float32); for GPUs",
+    "compile": "torch.compile the networks (minutes of compiling first; pays off on GPUs)",
 }
 
 

@@ -18,3 +18,8 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise InputError("--device", f"{name}: only {torch.cuda.device_count()} GPU(s) present")
     return device
+
+
+def autocast(device: torch.device, amp: str) -> torch.autocast:
+    """``--amp bf16``: bfloat16 autocast on ``device``; ``off``: a disabled context (numbers unchanged)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
