@@ -72,7 +72,7 @@ class FRDUVAD(nn.Module):
         return self
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, cc, D)`` → ``(B, C, cc, D)``: the transformer reconstructor, or the autoencoder if Vitblock_num=0."""
+        """``(B, C, cc, D)`` → ``(B, C, cc, D)``: the transformer reconstructor (the autoencoder if Vitblock_num=0)."""
         return self.AE(x) if self.vitblock_num == 0 else self.decoder(x)
 
     def forward(self, x: torch.Tensor, aux_labels: torch.Tensor | None = None,
@@ -82,7 +82,7 @@ class FRDUVAD(nn.Module):
 
     def training_step(self, x: torch.Tensor, aux_labels: torch.Tensor | None = None,
                       generator: torch.Generator | None = None) -> StepOutput:
-        """One step on samples ``x (B, C, cc, D)``; ``aux_labels (B, cc)`` when aux="labels"; updates the bank if LAB."""
+        """One step on samples ``x (B, C, cc, D)``; ``aux_labels (B, cc)`` when aux="labels"; updates the bank (LAB)."""
         if x.dim() != 4 or x.shape[2:] != (self.cross_clip, self.feature_size):
             raise ValueError(f"samples must be (B, C, {self.cross_clip}, {self.feature_size}), got {tuple(x.shape)}")
         b = x.shape[0]

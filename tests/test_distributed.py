@@ -48,8 +48,9 @@ def run_steps(rank: int, world: int, folder: str) -> None:
     mine = values.chunk(world)[rank].detach().requires_grad_()
     mean, std = global_mean_std(torch.cat([mine, shared]), shared_from=len(mine))
     (mean + 0.3 * std).backward()
-    torch.save({"params": model.state_dict(), "bank": model.bank.state(), "thresholds": torch.stack(thresholds), "Ldi": torch.stack(ldi),
-                "stats": torch.stack([mean, std]).detach(), "grad_own": mine.grad, "grad_shared": shared.grad},
+    torch.save({"params": model.state_dict(), "bank": model.bank.state(), "thresholds": torch.stack(thresholds),
+                "Ldi": torch.stack(ldi), "stats": torch.stack([mean, std]).detach(), "grad_own": mine.grad,
+                "grad_shared": shared.grad},
                f"{folder}/rank{rank}.pt")
     if world > 1:
         dist.destroy_process_group()

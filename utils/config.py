@@ -154,7 +154,8 @@ HELP = {
     "synthetic_dir": "where the synthetic dataset is generated on first use",
     "output_dir": "where outputs go (default ckpt/<dataset>/<timestamp>/)",
     "device": "auto | cpu | cuda | cuda:N",
-    "checkpoint_blocks": "activation checkpointing per transformer block: far less memory, ~1/3 more compute",
+    "checkpoint_blocks": "activation checkpointing of the transformer blocks (recomputed 320 sample-crop rows at a "
+                         "time): far less memory, ~1/3 more compute",
     "amp": "off | bf16: bfloat16 autocast for the networks (losses and statistics stay float32); for GPUs",
     "compile": "torch.compile the networks (minutes of compiling first; pays off on GPUs)",
 }

@@ -1,4 +1,4 @@
-"""``--device auto|cpu|cuda|cuda:N`` to a torch.device, checked before work starts."""
+"""``--device auto|cpu|cuda|cuda:N`` to a torch.device, checked before work starts; autocast."""
 import torch
 
 from utils.errors import InputError
@@ -23,3 +23,4 @@ def resolve_device(name: str) -> torch.device:
 def autocast(device: torch.device, amp: str) -> torch.autocast:
     """``--amp bf16``: bfloat16 autocast on ``device``; ``off``: a disabled context (numbers unchanged)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
