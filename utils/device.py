@@ -23,4 +23,3 @@ def resolve_device(name: str) -> torch.device:
 def autocast(device: torch.device, amp: str) -> torch.autocast:
     """``--amp bf16``: bfloat16 autocast on ``device``; ``off``: a disabled context (numbers unchanged)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
-
