@@ -8,7 +8,7 @@ from torch import nn
 from model.bank import LatentAnomalyBank
 from model.reconstructor import AutoEncoder, Reconstructor
 from model.scorer import C2FPLClassifier, Scorer
-from utils.distributed import gather_rows, global_mean_std
+from utils.distributed import batch_share, gather_rows, global_mean_std
 
 AUX_KINDS = ("c2fpl", "labels", "none")
 
@@ -102,6 +102,9 @@ class FRDUVAD(nn.Module):
         pseudo_labels = recon_labels * aux
         with torch.autocast(x.device.type, enabled=False):  # autocast refuses binary_cross_entropy
             Ls = F.binary_cross_entropy(scores, pseudo_labels.unsqueeze(-1))
+        share = batch_share(b, Lre)  # under torchrun: each rank's part of the global batch means
+        if share is not None:
+            Lre, Ls = Lre * share, Ls * share
         l1, l2, l3 = self.lambdas
         loss = l1 * Lre + l2 * Ldi + l3 * Ls
 

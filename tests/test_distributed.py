@@ -34,8 +34,8 @@ def run_steps(rank: int, world: int, folder: str) -> None:
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     bank_rng, data_rng = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     thresholds, ldi = [], []
-    for _ in range(STEPS):
-        x = torch.rand(GLOBAL_BATCH, 2, 4, 256, generator=data_rng)
+    for step in range(STEPS):
+        x = torch.rand(GLOBAL_BATCH - (step == STEPS - 1), 2, 4, 256, generator=data_rng)  # last: 4 + 3 samples
         x[: GLOBAL_BATCH // 2:2] *= 3  # some clearly anomalous samples for the bank
         out = net(x.chunk(world)[rank], None, bank_rng)
         optimizer.zero_grad(set_to_none=True)

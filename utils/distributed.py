@@ -109,6 +109,14 @@ def global_mean_std(values: torch.Tensor, shared_from: int | None = None) -> tup
     return mean, var.sqrt()
 
 
+def batch_share(n: int, like: torch.Tensor) -> torch.Tensor | None:
+    """``world · n / Σ n``: scales this rank's batch mean so that DDP's gradient average is the global batch's
+    mean also when the ranks' batches differ in size (1 when they are equal); None in one process."""
+    if not is_distributed():
+        return None
+    return dist.get_world_size() * n / sum_over_ranks(like.new_full((), float(n)))
+
+
 def gather_rows(x: torch.Tensor) -> torch.Tensor:
     """``(n_r, ...)`` on each rank → ``(Σ n_r, ...)`` on every rank, in rank order (sizes may differ)."""
     if not is_distributed():
