@@ -22,14 +22,16 @@ from tqdm import tqdm
 from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
 from dataset.windows import make_loader
-from evaluate import evaluate_test
+from evaluate import score_snippets
 from model.frd import FRDUVAD
 from utils.checkpoint import save_checkpoint
 from utils.config import Config
 from utils.device import autocast
-from utils.distributed import Distributed, broadcast_object, gather_objects, is_distributed, sum_floats
+from utils.distributed import (Distributed, broadcast_object, gather_objects, gather_rows, is_distributed,
+                               sum_floats)
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
+from utils.metrics import evaluate
 
 RESUME_FILE = "resume.pt"
 
@@ -195,8 +197,8 @@ class Trainer:
     def evaluate(self) -> dict:
         """Test metrics; the release's eval-mode quirk unless ``--keep_train_mode``; checkpoints and logs.
 
-        Under torchrun every process takes part (mode switch, log sums, random states) and rank 0 scores the
-        test set and writes the files.
+        Under torchrun every process takes part (mode switch, log sums, random states, a share of the test
+        snippets to score) and rank 0 computes the metrics and writes the files.
         """
         self.check_finite()
         was_training = self.model.training
@@ -204,9 +206,12 @@ class Trainer:
         summary = self.interval.summary()
         self.interval = Interval(self.truth)
         p, record = self.progress, None
+        rows = np.array_split(self.test.rows, self.dist.world_size)[self.dist.rank]  # each process its share
+        with autocast(self.device, self.cfg.amp):
+            part = score_snippets(self.model.score, self.test.source, rows, self.cfg.eval_batch_size, self.device)
+        scores = gather_rows(torch.from_numpy(part).to(self.device)).cpu().numpy() if is_distributed() else part
         if self.dist.is_main:
-            with autocast(self.device, self.cfg.amp):
-                metrics, _ = evaluate_test(self.model.score, self.test, self.cfg.eval_batch_size, self.device)
+            metrics = evaluate(scores, self.test.labels, self.test.ranges)
             record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
                       "bank_size": len(self.model.bank)}
         record = broadcast_object(record)

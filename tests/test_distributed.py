@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+import run_test
 from conftest import ROOT
 from model.frd import FRDUVAD
 from utils.distributed import global_mean_std, setup
@@ -138,3 +139,9 @@ def test_torchrun_writes_one_set_of_outputs_and_resumes_exactly(tmp_path):
         assert a["auc_all"] == b["auc_all"] and a["loss"] == b["loss"] and a["bank_size"] == b["bank_size"]
     assert torch.equal(torch.load(whole / "last.pkl", weights_only=True)["scorer.fc1.weight"],
                        torch.load(part / "last.pkl", weights_only=True)["scorer.fc1.weight"])
+    # The test set scored in two shards and gathered gives what one process gives.
+    run_test.main([*TINY, "--synthetic_dir", data, "--ckpt_path", str(whole / "last.pkl"),
+                   "--metrics_out", str(tmp_path / "m.json")])
+    single = json.loads((tmp_path / "m.json").read_text())
+    assert single["auc_all"] == pytest.approx(records[-1]["auc_all"], abs=1e-9)
+    assert single["ap"] == pytest.approx(records[-1]["ap"], abs=1e-9)
