@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+import main
 import run_test
 from conftest import ROOT
 from model.frd import FRDUVAD
@@ -105,6 +106,12 @@ def test_global_batch_must_split_evenly(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.raises(InputError, match=r"--max_seqlen: the global batch 30 is not divisible by the 4 processes"):
         setup("cpu", 30)
+
+
+def test_only_training_runs_under_torchrun(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError, match=r"--stage: c2fpl runs in one process; torchrun is for --stage train"):
+        main.main(["--stage", "c2fpl"])
 
 
 TINY = ["--synth_train_videos", "10", "--synth_test_videos", "6", "--synth_crops", "2", "--Vitblock_num", "2",
