@@ -227,7 +227,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def canonical_dataset(name: str) -> str:
     key = str(name).strip().lower()
     if key not in DATASET_ALIASES:
-        raise InputError("--dataset_name", f"unknown dataset {name!r}; choose from synthetic, ucfcrime, shanghaitech, avenue")
+        raise InputError("--dataset_name",
+                         f"unknown dataset {name!r}; choose from synthetic, ucfcrime, shanghaitech, avenue")
     return DATASET_ALIASES[key]
 
 
