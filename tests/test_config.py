@@ -1,7 +1,14 @@
-"""Configuration: release flags, YAML layers and their precedence, bad values."""
+"""Configuration: release flags, YAML layers and their precedence, bad values, the help text."""
+import re
+import subprocess
+import sys
+from dataclasses import fields
+
 import pytest
 
-from utils.config import Config, build_parser, parse_config, str2bool
+import run_test
+from conftest import ROOT
+from utils.config import GROUPS, Config, build_parser, explicit_settings, parse_config, str2bool
 from utils.errors import InputError
 
 RELEASE_FLAGS = ("dataset_name", "feature_pretrain_model", "feature_modal", "cross_clip", "lab", "lab_type", "beta",
@@ -22,8 +29,129 @@ def test_release_booleans(text, value):
 
 
 def test_bad_boolean_is_rejected():
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match=r"^--lab: expected True or False, got 'maybe'$"):
         parse_config(["--lab", "maybe"])
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--aux", "x"], "--aux: expected one of c2fpl, frd, none, got 'x'"),
+    (["--lab_type", "strong"], "--lab_type: expected wlab or slab, got 'strong'"),
+    (["--max_seqlen", "many"], "--max_seqlen: expected an integer, got 'many'"),
+    (["--lr", "fast"], "--lr: expected a number, got 'fast'"),
+    (["--lab"], "--lab: expected one argument"),
+    (["--no_such_flag", "3"], "unrecognized arguments: --no_such_flag 3 (--help lists the flags)"),
+])
+def test_command_line_errors_are_one_line(argv, message):
+    with pytest.raises(InputError) as caught:
+        parse_config(argv)
+    assert str(caught.value) == message
+
+
+def test_command_line_error_prints_one_line_and_no_usage():
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--lab", "maybe"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode in (1, 2) and done.stdout == ""
+    assert done.stderr.splitlines() == ["error: --lab: expected True or False, got 'maybe'"]
+
+
+@pytest.mark.parametrize("argv", [["--feature_modal", "flow"], ["--feature_modal", "combine"],
+                                  ["--feature_pretrain_model", "c3d"]])
+def test_only_rgb_i3d_features(argv):
+    with pytest.raises(InputError, match=rf"^{argv[0]}: this implementation supports RGB I3D features only"):
+        parse_config(argv)
+    cfg = parse_config(["--feature_modal", "rgb", "--feature_pretrain_model", "i3d"])
+    assert (cfg.feature_modal, cfg.feature_pretrain_model) == ("rgb", "i3d")
+
+
+def test_only_rgb_i3d_features_in_yaml(tmp_path):
+    user = tmp_path / "flow.yaml"
+    user.write_text("feature_modal: flow\n")
+    with pytest.raises(InputError, match=r"flow\.yaml: feature_modal: this implementation supports RGB I3D"):
+        parse_config(["--config", str(user)])
+
+
+def test_every_setting_carries_its_help_group_and_choices():
+    for f in fields(Config):
+        text = f.metadata.get("help", "")
+        assert text and text != f.name and len(text.split()) >= 4, f.name
+        assert text[0].isupper() or text.startswith("torch."), f.name
+        assert text.endswith("."), f.name
+        assert f.metadata.get("group") in GROUPS, f.name
+        if f.metadata.get("choices"):
+            assert f.default in f.metadata["choices"], f.name
+
+
+def help_of(capsys, argv, extra=None) -> str:
+    with pytest.raises(SystemExit) as done:
+        parse_config([*argv, "--help"], extra=extra)
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def flag_help(text: str, flag: str) -> str:
+    """One flag's help entry, whitespace collapsed."""
+    entry = re.search(rf"^  {flag} .*?(?=^  -|^\S|\Z)", text, re.M | re.S)
+    assert entry, flag
+    return " ".join(entry.group(0).split())
+
+
+def listed_flags(text: str) -> set[str]:
+    return set(re.findall(r"^  (--\w+)", text, re.M))
+
+
+def test_help_shows_the_chosen_datasets_defaults(capsys, tmp_path):
+    synthetic = help_of(capsys, [])
+    assert "(default: 2)" in flag_help(synthetic, "--Vitblock_num")
+    assert "(default: 64)" in flag_help(synthetic, "--max_seqlen")
+    assert "(default: 256)" in flag_help(synthetic, "--feature_size")
+    ucf = help_of(capsys, ["--dataset_name", "ucf"])
+    assert "(default: 8)" in flag_help(ucf, "--Vitblock_num")
+    assert "(default: 320)" in flag_help(ucf, "--max_seqlen")
+    assert "(default: 2048)" in flag_help(ucf, "--feature_size")
+    assert "(default: dataset/ucfcrime/concat_UCF.npy)" in flag_help(ucf, "--train_features")
+    user = tmp_path / "mine.yaml"
+    user.write_text("dataset_name: shanghaitech\nVitblock_num: 4\n")
+    mine = help_of(capsys, ["--config", str(user)])
+    assert "(default: 4)" in flag_help(mine, "--Vitblock_num")
+    assert "(default: shanghaitech)" in flag_help(mine, "--dataset_name")
+    for title in ("data", "synthetic dataset", "model", "training", "auxiliary scorer", "evaluation", "performance"):
+        assert f"\n{title}:\n" in synthetic
+
+
+def test_help_of_main_from_the_command_line():
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--dataset_name", "ucfcrime", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+    assert "(default: 8)" in flag_help(done.stdout, "--Vitblock_num")
+    assert max(len(line) for line in done.stdout.splitlines()) <= 100
+
+
+TRAINING_ONLY = ("--lr", "--max_epoch", "--snapshot", "--lab", "--lab_type", "--beta", "--delta", "--Lambda",
+                 "--Vitblock_num", "--cross_clip", "--resume", "--aux", "--aux_ckpt", "--c2fpl_window",
+                 "--checkpoint_blocks", "--keep_train_mode", "--max_iters", "--num_workers", "--stage")
+EVALUATION = ("--dataset_name", "--config", "--feature_size", "--test_features", "--test_gt", "--train_features",
+              "--synthetic_dir", "--ckpt_path", "--device", "--amp", "--compile", "--eval_batch_size", "--split",
+              "--metrics_out", "--scores_out", "--plot", "--save_pseudo_labels")
+
+
+def test_run_test_help_lists_what_evaluation_uses(capsys):
+    text = help_of(capsys, [], extra=run_test.extra_parser())
+    flags = listed_flags(text)
+    assert set(EVALUATION) <= flags and not flags & set(TRAINING_ONLY)
+    assert "Which split to score" in flag_help(text, "--split")
+    assert "--split" in text.split("\nevaluation:\n")[1].split("\n\n")[0]
+    assert listed_flags(help_of(capsys, [])) >= set(TRAINING_ONLY)  # main.py lists them
+    # Still accepted (the training flags of a run's command line), just not listed.
+    cfg = parse_config(["--lr", "0.5", "--lab", "True", "--Vitblock_num", "2"], extra=run_test.extra_parser())
+    assert (cfg.lr, cfg.lab, cfg.Vitblock_num) == (0.5, True, 2)
+
+
+def test_explicit_settings(tmp_path):
+    user = tmp_path / "mine.yaml"
+    user.write_text("beta: 0.3\n")
+    assert explicit_settings(["--lab", "True", "--config", str(user)]) == {"lab", "config", "beta"}
+    assert explicit_settings(["--split", "train", "--feature_size", "8"], extra=run_test.extra_parser()) == {
+        "feature_size"}
 
 
 def test_dataset_yaml_then_user_yaml_then_cli(tmp_path):

@@ -1,15 +1,18 @@
 """One configuration for every command: built-in defaults < configs/<dataset>.yaml < --config < command line.
 
 The release's flags keep their names and their ``--lab False`` style booleans; our
-additions (data paths, device, stages) are plain argparse flags. The resolved values
-travel as one :class:`Config` built once by :func:`parse_config`.
+additions (data paths, device, stages) are plain argparse flags. Each setting carries its
+help sentence, its help group and its allowed values with it (``field(metadata=...)``). The
+resolved values travel as one :class:`Config` built once by :func:`parse_config`.
 """
 import argparse
 import dataclasses
+import shutil
 import sys
-from dataclasses import dataclass, fields
+import textwrap
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import yaml
 
@@ -19,72 +22,182 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DATASET_ALIASES = {"ucf": "ucfcrime", "ucf-crime": "ucfcrime", "ucf_crime": "ucfcrime",
                    "sh": "shanghaitech", "shanghai": "shanghaitech", "shanghaitech": "shanghaitech",
                    "avenue": "avenue", "cuhk": "avenue", "ucfcrime": "ucfcrime", "synthetic": "synthetic"}
+COMMANDS = ("train", "test")  # main.py, run_test.py
+# Help groups in the order --help lists them: (title, description, shown by run_test.py).
+GROUPS = {
+    "data": ("data", "Features and frame ground truth.", True),
+    "synthetic": ("synthetic dataset", "The generated stand-in dataset, used for --dataset_name synthetic when no "
+                                       "data path is given.", True),
+    "model": ("model", "The reconstructor and the latent anomaly bank.", False),
+    "training": ("training", None, False),
+    "aux": ("auxiliary scorer", "A second opinion on the training snippets: its 0/1 labels gate the "
+                                "reconstructor's pseudo labels.", False),
+    "evaluation": ("evaluation", None, True),
+    "performance": ("performance", None, True),
+}
+
+
+def setting(default: Any, help: str, group: str, *, choices: tuple[str, ...] | None = None,
+            metavar: str | None = None, test: bool | None = None, only: str | None = None) -> Any:
+    """A Config field with its help sentence, help group and allowed values. ``test``: whether run_test.py's
+    --help lists it (default: its group's); ``only``: why values outside ``choices`` are refused."""
+    assert group in GROUPS, group
+    shown = GROUPS[group][2] if test is None else test
+    return field(default=default, metadata={"help": help, "group": group, "choices": choices, "metavar": metavar,
+                                            "commands": COMMANDS if shown else ("train",), "only": only})
 
 
 @dataclass
 class Config:
-    """Every setting of training, testing and data preparation, with the release's defaults."""
+    """Every setting of training, testing and data preparation, with the release's defaults.
 
-    # The release's flags (names kept as the release spells them).
-    dataset_name: str = "synthetic"
-    feature_pretrain_model: str = "i3d"
-    feature_modal: str = "rgb"
-    cross_clip: int = 4
-    lab: bool = False
-    lab_type: str = "wlab"
-    beta: float = 0.1
-    delta: float = 0.5
-    Vitblock_num: int = 8
-    max_seqlen: int = 320
-    max_epoch: int = 5
-    Lambda: str = "1_1_1"
-    lr: float = 1e-3
-    snapshot: int = 50
-    seed: int = 1
-    feature_size: int = 2048
-    ckpt_path: str | None = None
-    # What to run.
-    stage: str = "train"
-    config: str | None = None
-    # Data: the concatenated layout (features + ranges) or the per-video layout (list + root).
-    train_features: str | None = None
-    train_ranges: str | None = None
-    train_list: str | None = None
-    test_features: str | None = None
-    test_gt: str | None = None
-    test_ranges: str | None = None
-    test_list: str | None = None
-    feature_root: str | None = None
-    train_truth: str | None = None
-    gt_mismatch: str = "error"
-    within_video: bool = False
-    num_workers: int = 0
+    The release's flags keep the release's spelling: dataset_name, feature_pretrain_model, feature_modal,
+    cross_clip, lab, lab_type, beta, delta, Vitblock_num, max_seqlen, max_epoch, Lambda, lr, snapshot, seed,
+    feature_size, ckpt_path.
+    """
+
+    # Data.
+    dataset_name: str = setting(
+        "synthetic", "The dataset: synthetic, ucfcrime, shanghaitech or avenue (aliases: ucf, sh, cuhk); its "
+                     "settings come from configs/NAME.yaml.", "data", metavar="NAME")
+    config: str | None = setting(
+        None, "A YAML file of settings (name: value); it overrides configs/NAME.yaml and flags override it.",
+        "data", metavar="FILE")
+    feature_pretrain_model: str = setting(
+        "i3d", "The network the features come from; this implementation supports I3D features only.", "data",
+        choices=("i3d",), only="this implementation supports RGB I3D features only")
+    feature_modal: str = setting(
+        "rgb", "The modality of the features; this implementation supports RGB features only.", "data",
+        choices=("rgb",), only="this implementation supports RGB I3D features only")
+    feature_size: int = setting(
+        2048, "Length of one snippet's feature vector. Your own files (no --dataset_name) decide it when not "
+              "given; run_test.py reads it off the checkpoint; a value given here that disagrees is an error.",
+        "data", metavar="D")
+    train_features: str | None = setting(
+        None, "Training features, all videos concatenated: an (N, crops, D) .npy, read memory-mapped.", "data",
+        metavar="FILE")
+    train_ranges: str | None = setting(
+        None, "The training videos' [from, to) snippet ranges: a (V, 2) int64 .npy.", "data", metavar="FILE")
+    train_list: str | None = setting(
+        None, "Per-video layout instead: a list file naming one feature .npy per training video.", "data",
+        metavar="FILE")
+    test_features: str | None = setting(
+        None, "Test features, all videos concatenated: an (N, crops, D) .npy.", "data", metavar="FILE")
+    test_gt: str | None = setting(
+        None, "Frame ground truth of the test set: a .npy of 16 labels per snippet, or a pickle of video name "
+              "to frame labels.", "data", metavar="FILE")
+    test_ranges: str | None = setting(
+        None, "The test videos' snippet ranges: a (V, 2) int64 .npy; enables per-video metrics and plots.",
+        "data", metavar="FILE")
+    test_list: str | None = setting(
+        None, "Per-video layout instead: a list file naming one feature .npy per test video.", "data",
+        metavar="FILE")
+    feature_root: str | None = setting(
+        None, "The folder that relative paths in --train_list and --test_list start from.", "data", metavar="DIR")
+    gt_mismatch: str = setting(
+        "error", "When the ground truth is not 16 frames per test snippet: error, or truncate both to the "
+                 "shorter.", "data", choices=("error", "truncate"))
+    train_truth: str | None = setting(
+        None, "True per-snippet labels of the training set (.npy), for diagnostics only: reported, never "
+              "trained on.", "data", metavar="FILE", test=False)
     # The synthetic dataset (dataset_name synthetic); its feature size is feature_size.
-    synthetic_dir: str = "data/synthetic"
-    synth_seed: int = 0
-    synth_train_videos: int = 280
-    synth_test_videos: int = 140
-    synth_crops: int = 10
-    synth_length_scale: float = 0.1
+    synthetic_dir: str | None = setting(
+        None, "Where the synthetic dataset is generated on first use and reused afterwards (default: one folder "
+              "per specification, data/synthetic/<feature size, crops, videos, seed, scale>).",
+        "synthetic", metavar="DIR")
+    synth_seed: int = setting(0, "Random seed of the synthetic dataset.", "synthetic", metavar="N")
+    synth_train_videos: int = setting(280, "Number of training videos of the synthetic dataset.", "synthetic",
+                                      metavar="N")
+    synth_test_videos: int = setting(140, "Number of test videos of the synthetic dataset.", "synthetic",
+                                     metavar="N")
+    synth_crops: int = setting(10, "Crops per snippet of the synthetic dataset (the release's features have 10).",
+                               "synthetic", metavar="N")
+    synth_length_scale: float = setting(
+        0.1, "Video lengths of the synthetic dataset as a fraction of UCF-Crime's training lengths.", "synthetic",
+        metavar="X")
+    # The model (the release's flags).
+    Vitblock_num: int = setting(
+        8, "Transformer blocks of the reconstructor, 0 for the plain autoencoder (cross_clip 4: 0, 1, 2, 4, 6 "
+           "or 8).", "model", metavar="N")
+    cross_clip: int = setting(4, "Consecutive snippets per training sample: 1, 2 or 4.", "model", metavar="N")
+    lab: bool = setting(False, "Use the latent anomaly bank: True or False.", "model")
+    lab_type: str = setting(
+        "wlab", "Which samples the bank takes: wlab (any clip flagged) or slab (every clip flagged).", "model",
+        choices=("wlab", "slab"))
+    beta: float = setting(0.1, "Capacity of the bank as a fraction of the batch: int(max_seqlen * beta).",
+                          "model", metavar="X")
+    delta: float = setting(0.5, "Bank threshold: a score above mean + delta * std of the scores is flagged.",
+                           "model", metavar="X")
+    # Training.
+    stage: str = setting(
+        "train", "What main.py runs: data writes the synthetic dataset into --output_dir, c2fpl makes the C2FPL "
+                 "pseudo labels and classifier only, train runs the whole pipeline.", "training",
+        choices=("data", "c2fpl", "train"))
+    max_seqlen: int = setting(
+        320, "Batch size: samples per training step (the release's name; the global batch under torchrun).",
+        "training", metavar="N")
+    max_epoch: int = setting(5, "Number of passes over the training set.", "training", metavar="N")
+    max_iters: int | None = setting(
+        None, "Stop after this many iterations, evaluating at the end (unset: run every epoch).", "training",
+        metavar="N")
+    lr: float = setting(1e-3, "Learning rate of the AdamW optimiser.", "training", metavar="X")
+    Lambda: str = setting(
+        "1_1_1", "Loss weights of the reconstruction, disruption and scorer losses, joined by _ (e.g. 1_1_1).",
+        "training", metavar="RE_DI_S")
+    seed: int = setting(1, "Random seed of training: initial weights, batches and the bank.", "training",
+                        metavar="N")
+    snapshot: int = setting(50, "Evaluate on the test set every N iterations, and at the end.", "training",
+                            metavar="N")
+    keep_train_mode: bool = setting(
+        False, "Return to train mode after each evaluation (the release stays in eval mode: no dropout or "
+               "disruption after the first evaluation).", "training")
+    within_video: bool = setting(
+        False, "Keep each cross-clip sample inside one video (needs video ranges; the release's samples may "
+               "span two videos).", "training")
+    output_dir: str | None = setting(
+        None, "Where a run writes its checkpoints, metrics and settings (unset: ckpt/DATASET/TIMESTAMP/); "
+              "--stage data writes the dataset here.", "training", metavar="DIR")
+    resume: str | None = setting(
+        None, "Continue an interrupted run from its resume.pt (or its folder), with the run's saved settings.",
+        "training", metavar="PATH")
     # The auxiliary scorer: a C2FPL classifier (given, or built from scratch), FRD labels, or none.
-    aux: str = "c2fpl"
-    aux_ckpt: str | None = None
-    aux_labels: str | None = None
-    c2fpl_window: float = 0.2
-    c2fpl_nu: float = 1.0
-    c2fpl_epochs: int = 20
-    c2fpl_dir: str | None = None
-    # The training loop.
-    keep_train_mode: bool = False
-    max_iters: int | None = None
-    resume: str | None = None
-    # Outputs and hardware.
-    output_dir: str | None = None
-    device: str = "auto"
-    checkpoint_blocks: bool = False
-    amp: str = "off"
-    compile: bool = False
-    eval_batch_size: int = 1024
+    aux: str = setting(
+        "c2fpl", "The auxiliary scorer: c2fpl (the classifier of --aux_ckpt, or one built from scratch), frd "
+                 "(fixed labels from --aux_labels) or none.", "aux", choices=("c2fpl", "frd", "none"))
+    aux_ckpt: str | None = setting(
+        None, "A C2FPL classifier checkpoint, such as the release's UCFfinal.pkl (unset: the C2FPL stage builds "
+              "one).", "aux", metavar="FILE")
+    aux_labels: str | None = setting(
+        None, "Per-snippet 0/1 labels of the training set, an (N,) .npy, for --aux frd (run_test.py --split "
+              "train --save_pseudo_labels makes one).", "aux", metavar="FILE")
+    c2fpl_window: float = setting(0.2, "C2FPL fine stage: window length as a fraction of the video, in [0, 1].",
+                                  "aux", metavar="X")
+    c2fpl_nu: float = setting(
+        1.0, "C2FPL coarse stage: grow the anomalous set until anomalous/normal >= nu.", "aux", metavar="X")
+    c2fpl_epochs: int = setting(20, "Training epochs of the C2FPL classifier (the published recipe: 20).", "aux",
+                                metavar="N")
+    c2fpl_dir: str | None = setting(
+        None, "Where the C2FPL stage writes and caches its files (unset: under ckpt/DATASET/c2fpl/).", "aux",
+        metavar="DIR")
+    # Evaluation.
+    ckpt_path: str | None = setting(
+        None, "The checkpoint run_test.py evaluates: a full FRD-UVAD checkpoint or a scorer-only one (main.py "
+              "does not read it).", "evaluation", metavar="FILE")
+    # Hardware and speed.
+    device: str = setting("auto", "Where to run: auto (the first GPU if there is one), cpu, cuda or cuda:N.",
+                          "performance", metavar="DEVICE")
+    amp: str = setting(
+        "off", "Mixed precision: bf16 autocasts the networks to bfloat16, for GPUs (losses and statistics stay "
+               "float32); off keeps float32 throughout.", "performance", choices=("off", "bf16"))
+    compile: bool = setting(False, "torch.compile the networks: minutes of compiling first, pays off on GPUs.",
+                            "performance")
+    eval_batch_size: int = setting(1024, "Snippets per batch when scoring a test or training set.",
+                                   "performance", metavar="N")
+    checkpoint_blocks: bool = setting(
+        False, "Activation checkpointing of the transformer blocks (320 sample-crop rows recomputed at a "
+               "time): far less memory, about 1/3 more compute.", "performance", test=False)
+    num_workers: int = setting(0, "Background worker processes assembling training batches (0: none).",
+                               "performance", metavar="N", test=False)
 
     @property
     def lambdas(self) -> tuple[float, float, float]:
@@ -103,62 +216,7 @@ class Config:
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in self.to_dict().items())
 
 
-CHOICES = {
-    "stage": ("data", "c2fpl", "train"),
-    "aux": ("c2fpl", "frd", "none"),
-    "lab_type": ("wlab", "slab"),
-    "gt_mismatch": ("error", "truncate"),
-    "feature_modal": ("rgb", "flow", "combine"),
-    "amp": ("off", "bf16"),
-}
-HELP = {
-    "dataset_name": "synthetic | ucfcrime | shanghaitech | avenue: loads configs/NAME.yaml",
-    "cross_clip": "consecutive snippets per training sample (1, 2 or 4)",
-    "lab": "latent anomaly bank on/off (True/False)",
-    "lab_type": "bank policy: wlab (any clip flagged) or slab (all clips flagged)",
-    "beta": "bank capacity = int(max_seqlen * beta)",
-    "delta": "bank threshold: mean + delta * std of the scores",
-    "Vitblock_num": "transformer blocks of the reconstructor (0 = autoencoder)",
-    "max_seqlen": "batch size (samples per step)",
-    "Lambda": "loss weights lambda_re_lambda_di_lambda_s, e.g. 1_1_1",
-    "snapshot": "evaluate on the test set every N iterations",
-    "ckpt_path": "checkpoint to evaluate (run_test.py)",
-    "stage": "data: write the synthetic dataset into --output_dir; c2fpl: C2FPL pseudo labels and classifier; "
-             "train: the full pipeline",
-    "aux": "auxiliary scorer: c2fpl (classifier from --aux_ckpt, or built from scratch), frd (labels from "
-           "--aux_labels), none",
-    "aux_ckpt": "C2FPL classifier checkpoint (such as the release's UCFfinal.pkl)",
-    "aux_labels": "per-snippet 0/1 labels (N,) .npy of the training set, for --aux frd",
-    "c2fpl_window": "C2FPL fine stage: window length as a fraction of the video",
-    "c2fpl_nu": "C2FPL coarse stage: grow the anomalous set until #anomalous/#normal >= nu",
-    "c2fpl_epochs": "C2FPL classifier training epochs (the published recipe: 20)",
-    "c2fpl_dir": "where the C2FPL stage writes and caches its files (default ckpt/<dataset>/c2fpl)",
-    "eval_batch_size": "snippets per batch when scoring a test or training set",
-    "keep_train_mode": "return to train mode after each evaluation (the release stays in eval mode: no dropout "
-                       "or disruption after the first evaluation)",
-    "max_iters": "stop after this many iterations (evaluating at the end)",
-    "resume": "continue an interrupted run from its resume.pt (or its folder)",
-    "config": "a YAML file of settings (overrides configs/<dataset>.yaml, overridden by flags)",
-    "train_features": "concatenated training features (N, C, D) .npy, read memory-mapped",
-    "train_ranges": "(V, 2) int64 [from, to) snippet ranges of the training videos",
-    "train_list": "per-video layout: list file of training feature files",
-    "test_features": "concatenated test features (N, C, D) .npy",
-    "test_gt": "frame ground truth: .npy (16 per snippet) or a pickle of name -> frame labels",
-    "test_ranges": "(V, 2) int64 test video ranges (enables per-video metrics)",
-    "test_list": "per-video layout: list file of test feature files",
-    "feature_root": "folder that relative paths in list files are relative to",
-    "train_truth": "per-snippet true training labels, for diagnostics only (never used for training)",
-    "gt_mismatch": "when ground truth != 16 x snippets: error, or truncate to the shorter",
-    "within_video": "keep cross-clip windows inside one video (needs ranges; not the release's behaviour)",
-    "num_workers": "background workers assembling batches",
-    "synthetic_dir": "where the synthetic dataset is generated on first use",
-    "output_dir": "where outputs go (default ckpt/<dataset>/<timestamp>/)",
-    "device": "auto | cpu | cuda | cuda:N",
-    "checkpoint_blocks": "activation checkpointing of the transformer blocks (recomputed 320 sample-crop rows at a "
-                         "time): far less memory, ~1/3 more compute",
-    "amp": "off | bf16: bfloat16 autocast for the networks (losses and statistics stay float32); for GPUs",
-    "compile": "torch.compile the networks (minutes of compiling first; pays off on GPUs)",
-}
+FIELDS = {f.name: f for f in fields(Config)}
 
 
 def str2bool(text: str) -> bool:
@@ -188,22 +246,112 @@ def _field_type(f: dataclasses.Field) -> type:
     return bool if "bool" in text else int if "int" in text else float if "float" in text else str
 
 
-def build_parser(description: str = "FRD-UVAD",
-                 extra: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """argparse over every Config field (plus ``extra``'s flags); defaults are SUPPRESSed so we know what the
-    user typed."""
-    parser = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS,
-                                     parents=[extra] if extra else [])
-    for f in fields(Config):
-        kind = _field_type(f)
-        kwargs: dict[str, Any] = {"help": HELP.get(f.name, f.name) + f" (default: {f.default})"}
-        if kind is bool:
-            kwargs.update(type=str2bool, metavar="True|False")
-        else:
-            kwargs["type"] = kind
-        if f.name in CHOICES:
-            kwargs["choices"] = CHOICES[f.name]
-        parser.add_argument(f"--{f.name}", **kwargs)
+def to_value(name: str, value: Any) -> Any:
+    """A command-line or YAML value as setting ``name``'s type, within its choices; ``ValueError`` (or argparse's
+    ``ArgumentTypeError``) with a one-line reason otherwise."""
+    f = FIELDS[name]
+    kind = _field_type(f)
+    if kind is bool:
+        return str2bool(value)
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        expected = {int: "an integer", float: "a number"}.get(kind, "a string")
+        raise ValueError(f"expected {expected}, got {value!r}") from None
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        reason = f"{f.metadata['only']}; " if f.metadata.get("only") else ""
+        expected = " or ".join(choices) if len(choices) < 3 else f"one of {', '.join(choices)}"
+        raise ValueError(f"{reason}expected {expected}, got {value!r}")
+    return value
+
+
+def _argparse_type(name: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return to_value(name, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = name
+    return convert
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one :class:`InputError` line (``--lab: expected True or
+    False, got 'maybe'``) rather than a usage dump. ``command``: which command's flags --help lists
+    (train = main.py, test = run_test.py); a command's ``extra`` parser carries it to :func:`parse_config`."""
+
+    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.command = command
+
+    def error(self, message: str) -> NoReturn:
+        message = message.removeprefix("argument ")
+        where, _, problem = message.partition(": ")
+        if where == "unrecognized arguments":
+            problem += " (--help lists the flags)"
+        raise InputError(where, problem) if problem else InputError("command line", message)
+
+
+class _Formatter(argparse.HelpFormatter):
+    """At most 100 columns; descriptions keep their paragraphs (blank-line separated), each one wrapped."""
+
+    def __init__(self, prog: str) -> None:
+        width = min(100, shutil.get_terminal_size().columns - 2)
+        super().__init__(prog, max_help_position=32, width=max(width, 60))
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(textwrap.fill(" ".join(p.split()), width, initial_indent=indent, subsequent_indent=indent)
+                           for p in text.split("\n\n"))
+
+
+def _show(value: Any) -> str:
+    return str(value).replace("%", "%%")
+
+
+def build_parser(description: str = "FRD-UVAD", extra: argparse.ArgumentParser | None = None,
+                 command: str | None = None, defaults: dict[str, Any] | None = None) -> CliParser:
+    """argparse over every Config field (plus ``extra``'s flags) in help groups; defaults are SUPPRESSed so we
+    know what the user typed.
+
+    ``command``: ``"train"`` (main.py) or ``"test"`` (run_test.py): --help lists only the flags that command
+    uses (the others are still accepted); None lists every flag. ``defaults``: the values the help text
+    shows as ``(default: ...)``, normally :func:`resolved_defaults` for the chosen dataset; None: those of
+    the built-in dataset.
+    """
+    if command is not None and command not in COMMANDS:
+        raise ValueError(f"command must be one of {COMMANDS}, got {command!r}")
+    shown = defaults if defaults is not None else resolved_defaults()
+    parser = CliParser(description=description, argument_default=argparse.SUPPRESS, add_help=False,
+                       usage="%(prog)s [-h] [options]", formatter_class=_Formatter, command=command)
+    parser.add_argument("-h", "--help", action="store_true",
+                        help="Show this help, with the defaults of the chosen --dataset_name and --config, and exit.")
+    visible = {name for name, f in FIELDS.items() if command is None or command in f.metadata["commands"]}
+    groups = {}
+    for key, (title, text, _) in GROUPS.items():
+        if any(FIELDS[name].metadata["group"] == key for name in visible):
+            groups[key] = parser.add_argument_group(title, text)
+    for key in GROUPS:
+        for name, f in FIELDS.items():
+            if f.metadata["group"] != key:
+                continue
+            kwargs: dict[str, Any] = {"type": _argparse_type(name)}
+            choices = f.metadata["choices"]
+            if _field_type(f) is bool:
+                kwargs["metavar"] = "True|False"
+            elif choices:
+                kwargs["metavar"] = "{" + ",".join(choices) + "}"
+            else:
+                kwargs["metavar"] = f.metadata["metavar"] or name.upper()
+            if name in visible:
+                value = shown.get(name, f.default)
+                default = "" if value is None else f" (default: {_show(value)})"
+                kwargs["help"] = _show(f.metadata["help"]) + default
+                groups[key].add_argument(f"--{name}", **kwargs)
+            else:
+                parser.add_argument(f"--{name}", help=argparse.SUPPRESS, **kwargs)
+    if extra is not None:
+        parser._add_container_actions(extra)  # extra's groups join ours of the same title (as parents= does)
     return parser
 
 
@@ -218,7 +366,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise InputError(path, f"not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise InputError(path, "expected a mapping of setting: value")
-    unknown = sorted(set(data) - {f.name for f in fields(Config)})
+    unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise InputError(path, f"unknown setting(s) {', '.join(unknown)}")
     return data
@@ -234,37 +382,79 @@ def canonical_dataset(name: str) -> str:
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     """YAML values to the field's type (so 'False' in YAML means False, like on the command line)."""
-    f = next(f for f in fields(Config) if f.name == name)
     if value is None:
         return None
-    kind = _field_type(f)
     try:
-        value = str2bool(value) if kind is bool else kind(value)
+        return to_value(name, value)
     except (ValueError, argparse.ArgumentTypeError) as e:
         raise InputError(source, f"{name}: {e}") from None
-    if name in CHOICES and value not in CHOICES[name]:
-        raise InputError(source, f"{name}: {value!r} is not one of {', '.join(CHOICES[name])}")
-    return value
 
 
-def parse_config(argv: Sequence[str] | None = None, description: str = "FRD-UVAD",
-                 overrides: dict[str, Any] | None = None, extra: argparse.ArgumentParser | None = None) -> Config:
-    """Resolve defaults < configs/<dataset>.yaml < --config < ``overrides`` < command line.
-
-    ``extra``: a parser (``add_help=False``) of a command's own flags, accepted and shown in ``--help``; the
-    command reads their values itself.
-    """
-    known = {f.name for f in fields(Config)}
-    cli = vars(build_parser(description, extra).parse_args(sys.argv[1:] if argv is None else argv))
-    cli = {k: v for k, v in cli.items() if k in known}
+def _layers(cli: dict[str, Any], overrides: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The dataset's name and the values of configs/<dataset>.yaml < --config < ``overrides`` (no flags)."""
     user_yaml = read_yaml(cli["config"]) if cli.get("config") else {}
     name = canonical_dataset(cli.get("dataset_name") or user_yaml.get("dataset_name") or Config.dataset_name)
-    values: dict[str, Any] = {}
     dataset_yaml = CONFIG_DIR / f"{name}.yaml"
     layers = [(str(dataset_yaml), read_yaml(dataset_yaml))] if dataset_yaml.is_file() else []
     layers += [(str(cli.get("config")), user_yaml), ("overrides", overrides or {})]
+    values: dict[str, Any] = {}
     for source, layer in layers:
         values.update({k: _coerce(k, v, source) for k, v in layer.items()})
+    return name, values
+
+
+def resolved_defaults(dataset_name: str | None = None, config: str | None = None,
+                      overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every setting as it stands without flags: built-in < configs/<dataset>.yaml < ``config`` < ``overrides``."""
+    cli = {k: v for k, v in (("dataset_name", dataset_name), ("config", config)) if v}
+    name, values = _layers(cli, overrides)
+    return {**{n: f.default for n, f in FIELDS.items()}, **values, "dataset_name": name, "config": config}
+
+
+def _help_text(description: str, name: str, config: str | None) -> str:
+    chosen = f"--dataset_name {name}" + (f" and --config {config}" if config else "")
+    text = (f"Settings resolve as built-in < configs/{name}.yaml < --config FILE < flags; "
+            f"the defaults below are those of {chosen} (--dataset_name NAME --help shows another dataset's).")
+    return f"{description}\n\n{_show(text)}"
+
+
+def _parse_cli(argv: Sequence[str], description: str, extra: argparse.ArgumentParser | None, command: str,
+               overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The Config settings typed on the command line; prints the help (of the chosen dataset) and exits on -h."""
+    cli = vars(build_parser(description, extra, command, defaults={}).parse_args(argv))
+    wants_help = cli.pop("help", False)
+    cli = {k: v for k, v in cli.items() if k in FIELDS}
+    if wants_help:
+        name, _ = _layers(cli, overrides)
+        shown = resolved_defaults(name, cli.get("config"), overrides)
+        build_parser(_help_text(description, name, cli.get("config")), extra, command, shown).print_help()
+        raise SystemExit(0)
+    return cli
+
+
+def explicit_settings(argv: Sequence[str] | None = None, extra: argparse.ArgumentParser | None = None) -> set[str]:
+    """The names of the settings the user gave: typed on the command line or set in the --config file (not
+    those of configs/<dataset>.yaml or the built-in defaults)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    typed = vars(build_parser(extra=extra, defaults={}).parse_args(argv))
+    config = typed.get("config")
+    return {k for k in typed if k in FIELDS} | (set(read_yaml(config)) if config else set())
+
+
+def parse_config(argv: Sequence[str] | None = None, description: str = "FRD-UVAD",
+                 overrides: dict[str, Any] | None = None, extra: argparse.ArgumentParser | None = None,
+                 command: str | None = None) -> Config:
+    """Resolve defaults < configs/<dataset>.yaml < --config < ``overrides`` < command line.
+
+    ``extra``: a parser (``add_help=False``) of a command's own flags, accepted and shown in ``--help``; the
+    command reads their values itself. ``command``: whose flags ``--help`` lists, "train" (main.py) or "test"
+    (run_test.py); unset, ``extra.command`` (a :class:`CliParser`'s) or else "train". A bad command line
+    raises :class:`InputError` (one line); ``-h`` prints the help, with the chosen dataset's defaults, and exits.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = command or getattr(extra, "command", None) or "train"
+    cli = _parse_cli(argv, description, extra, command, overrides)
+    name, values = _layers(cli, overrides)
     values.update(cli)
     values["dataset_name"] = name
     cfg = Config(**values)
