@@ -5,6 +5,7 @@
     python main.py --stage data --output_dir DIR    # write the synthetic dataset into DIR
     python main.py --stage c2fpl                    # C2FPL pseudo labels and classifier only
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -16,16 +17,17 @@ from dataset import synthetic
 from dataset.c2fpl import snippet_norms
 from dataset.features import FeatureSource, read_npy
 from dataset.ground_truth import TestSet
-from dataset.prepare import open_test, open_train, prepare, synthetic_spec
+from dataset.prepare import has_test_set, open_test, open_train, prepare, synthetic_spec
 from evaluate import evaluate_test
 from model.frd import FRDUVAD
-from train import Trainer, TrainingError, check_output_dir, default_output_dir, seed_everything
+from train import (RESUME_FILE, Interrupted, Trainer, TrainingError, check_output_dir, default_output_dir,
+                   seed_everything)
 from utils.checkpoint import load_into, load_state_dict_file
-from utils.config import Config, parse_config
+from utils.config import Config, explicit_settings, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
-from utils.io import save_text
+from utils.io import fingerprint, save_text
 from utils.metrics import evaluate
 
 AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
@@ -43,8 +45,12 @@ def write_synthetic(cfg: Config) -> None:
 
 
 def c2fpl_dir(cfg: Config) -> str:
-    """Where the C2FPL stage's files live (and are reused from) when no folder is given."""
-    return cfg.c2fpl_dir or str(Path("ckpt") / cfg.dataset_name / "c2fpl")
+    """Where the C2FPL stage's files live (and are reused from) when no folder is given: one folder per
+    training file, ``ckpt/<dataset>/c2fpl/<file name>-<hash of its path>``, so other data never replaces them."""
+    if cfg.c2fpl_dir:
+        return cfg.c2fpl_dir
+    train = Path(cfg.train_features or cfg.train_list).resolve()
+    return str(Path("ckpt") / cfg.dataset_name / "c2fpl" / f"{train.stem}-{fingerprint(path=str(train))[:8]}")
 
 
 def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
@@ -104,7 +110,7 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch
     resume = Path(cfg.resume) if cfg.resume else None
     if resume is not None and resume.is_dir():
         resume = resume / "resume.pt"
-    out_dir = Path(cfg.output_dir) if cfg.output_dir else resume.parent if resume else default_output_dir(cfg)
+    out_dir = resume.parent if resume else Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
     out_dir = Path(broadcast_object(str(out_dir)))  # one folder for the whole run under torchrun
     if resume is None and info.is_main:
         check_output_dir(out_dir)
@@ -116,7 +122,7 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch
     reseed_for_rank(cfg.seed, info.rank)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_text(out_dir / "config.yaml", cfg.to_yaml())
+        save_text(out_dir / "config.yaml", dataclasses.replace(cfg, output_dir=str(out_dir)).to_yaml())
     trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth, info)
     if resume is not None:
         trainer.load_resume(resume)
@@ -129,22 +135,27 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_config(argv, description=__doc__.splitlines()[0])
     if cfg.resume and not cfg.config:
-        run_dir = Path(cfg.resume) if Path(cfg.resume).is_dir() else Path(cfg.resume).parent
-        cfg = parse_config([*argv, "--config", str(run_dir / "config.yaml")], description=__doc__.splitlines()[0],
-                           overrides={"max_iters": None})
+        resume = Path(cfg.resume) / RESUME_FILE if Path(cfg.resume).is_dir() else Path(cfg.resume)
+        if not resume.is_file():
+            raise InputError(resume, "resume file not found")
+        cfg = parse_config([*argv, "--config", str(resume.parent / "config.yaml")],
+                           description=__doc__.splitlines()[0], overrides={"max_iters": None})
     if launched_by_torchrun() and cfg.stage != "train":
         raise InputError("--stage", f"{cfg.stage} runs in one process; torchrun is for --stage train")
     info, device = setup(cfg.device, cfg.max_seqlen)
     log = print if info.is_main else lambda *args: None
     try:
-        log("configuration:\n" + cfg.summary())
         if cfg.stage == "data":
+            log("configuration:\n" + cfg.summary())
             return write_synthetic(cfg)
         with main_process_first():
-            cfg = prepare(cfg)
-        train, test = open_train(cfg), open_test(cfg)
+            cfg = prepare(cfg, explicit_settings(argv))
+        train = open_train(cfg)
+        test = open_test(cfg) if cfg.stage == "train" or has_test_set(cfg) else None
+        log("configuration:\n" + cfg.summary())
         log(f"train: {train.n_snippets} snippets x {train.n_crops} crops x {train.feature_size} ({train.path})")
-        log(f"test:  {test.n_snippets} snippets, {test.labels.size} frames ({test.source.path})")
+        if test is not None:
+            log(f"test:  {test.n_snippets} snippets, {test.labels.size} frames ({test.source.path})")
         if cfg.stage == "c2fpl":
             out_dir = cfg.output_dir or c2fpl_dir(cfg)
             train_c2fpl.run_stage(cfg, train, test, out_dir, device)
@@ -160,3 +171,8 @@ if __name__ == "__main__":
         main()
     except (InputError, TrainingError) as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt as e:  # Interrupted says what was kept and how to continue
+        message = str(e) if isinstance(e, Interrupted) else "interrupted"
+        if message:
+            print(message, file=sys.stderr)
+        sys.exit(130)

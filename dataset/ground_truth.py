@@ -51,7 +51,8 @@ class TestSet:
     rows: np.ndarray
 
 
-def _check_labels(path: str, labels: np.ndarray, what: str = "") -> np.ndarray:
+def _check_labels(path: str, labels: np.ndarray, what: str = "", n_snippets: int | None = None) -> np.ndarray:
+    """0/1 frame labels as float64; ``n_snippets``, when known, names the expected length in the error."""
     if labels.ndim != 1:
         raise InputError(path, f"expected 1-D frame labels{what}, got shape {labels.shape}")
     if labels.dtype.hasobject or not (np.issubdtype(labels.dtype, np.number) or labels.dtype == bool):
@@ -63,13 +64,15 @@ def _check_labels(path: str, labels: np.ndarray, what: str = "") -> np.ndarray:
     if what == "" and len(labels) == 0:
         raise InputError(path, "no frame labels (empty array)")
     if len(labels) % FRAMES_PER_SNIPPET:
+        expected = "" if n_snippets is None else (f"; the {n_snippets} feature snippets need "
+                                                  f"{FRAMES_PER_SNIPPET * n_snippets} frame labels")
         raise InputError(path, f"{len(labels)} frame labels{what} is not a multiple of {FRAMES_PER_SNIPPET} "
-                               f"(16 frames per snippet)")
+                               f"(16 frames per snippet){expected}")
     return labels.astype(np.float64)
 
 
-def _load_npy(path: str) -> np.ndarray:
-    return _check_labels(path, read_npy(path, mmap_mode=None))
+def _load_npy(path: str, n_snippets: int) -> np.ndarray:
+    return _check_labels(path, read_npy(path, mmap_mode=None), n_snippets=n_snippets)
 
 
 def _load_pickle(path: str, video_names: list[str] | None) -> list[np.ndarray]:
@@ -136,7 +139,7 @@ def load_frame_gt(path: str, n_snippets: int, policy: str = "error", video_names
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         per_video = None
-        labels = _load_npy(path)
+        labels = _load_npy(path, n_snippets)
     elif suffix in (".pkl", ".pickle"):
         per_video = _load_pickle(path, video_names)
         labels = np.concatenate(per_video)

@@ -1,6 +1,11 @@
-"""From a Config to opened data: the synthetic default, or the user's files in either layout."""
+"""From a Config to opened data: the synthetic default, or the user's files in either layout.
+
+The synthetic dataset is used only when no data path at all is given; any data path means the user's
+files and nothing else. The user's files decide the feature size unless the command line names one.
+"""
 import dataclasses
 from pathlib import Path
+from typing import Collection
 
 from dataset import synthetic
 from dataset.features import FeatureSource, open_features
@@ -8,46 +13,89 @@ from dataset.ground_truth import TestSet, load_test_set
 from utils.config import Config
 from utils.errors import InputError
 
+DATA_PATHS = ("train_features", "train_ranges", "train_list", "test_features", "test_gt", "test_ranges",
+              "test_list", "feature_root", "train_truth")
+REAL_FILES_HINT = 'see README, "Where the real files come from"'
+
+
+def uses_synthetic(cfg: Config) -> bool:
+    """True when ``cfg`` asks for the synthetic dataset: its name, and no data path of the user's."""
+    return cfg.dataset_name == "synthetic" and not any(getattr(cfg, key) for key in DATA_PATHS)
+
 
 def synthetic_spec(cfg: Config) -> synthetic.SyntheticSpec:
     """The synthetic dataset a Config asks for (its feature size is ``feature_size``)."""
-    return synthetic.SyntheticSpec(seed=cfg.synth_seed, n_train_videos=cfg.synth_train_videos,
-                                   n_test_videos=cfg.synth_test_videos, feature_size=cfg.feature_size,
-                                   n_crops=cfg.synth_crops, length_scale=cfg.synth_length_scale)
+    try:
+        return synthetic.SyntheticSpec(seed=cfg.synth_seed, n_train_videos=cfg.synth_train_videos,
+                                       n_test_videos=cfg.synth_test_videos, feature_size=cfg.feature_size,
+                                       n_crops=cfg.synth_crops, length_scale=cfg.synth_length_scale)
+    except InputError as e:
+        raise InputError("synthetic dataset", str(e)) from None
 
 
-def with_synthetic_paths(cfg: Config, files: dict[str, Path]) -> Config:
-    """``cfg`` with every data path not set by the user pointing at the synthetic files."""
-    keys = ("train_features", "train_ranges", "test_features", "test_gt", "test_ranges", "train_truth")
-    filled = {k: getattr(cfg, k) or str(files[k]) for k in keys}
-    return dataclasses.replace(cfg, **filled)
+def synthetic_dir(cfg: Config) -> Path:
+    """``--synthetic_dir``, or one folder per specification under ``data/synthetic/``."""
+    return Path(cfg.synthetic_dir) if cfg.synthetic_dir else Path("data/synthetic") / synthetic_spec(cfg).name
 
 
-def prepare(cfg: Config) -> Config:
-    """Generate the synthetic dataset when it is the one asked for (reused when already there)."""
-    if cfg.dataset_name != "synthetic" or cfg.train_list or cfg.test_list:
-        return cfg
-    return with_synthetic_paths(cfg, synthetic.ensure(cfg.synthetic_dir, synthetic_spec(cfg)))
+def prepare(cfg: Config, explicit: Collection[str] = ()) -> Config:
+    """``cfg`` with its data settled: the synthetic files generated (or reused) and filled in when it is the
+    synthetic default; otherwise the user's files as they are. ``explicit``: the settings the user
+    gave; without a dataset name and an explicit ``feature_size``, the user's files decide it."""
+    if uses_synthetic(cfg):
+        files = synthetic.ensure(synthetic_dir(cfg), synthetic_spec(cfg))
+        return dataclasses.replace(cfg, **{key: str(files[key]) for key in files})
+    if cfg.dataset_name == "synthetic" and "feature_size" not in explicit:
+        cfg = dataclasses.replace(cfg, feature_size=feature_size_of_files(cfg))
+    return cfg
 
 
-def open_train(cfg: Config) -> FeatureSource:
-    """The training features, checked (layout, shape, dtype, ranges) without reading them."""
+def check_exist(cfg: Config, *keys: str) -> None:
+    """Each file that ``cfg`` names under ``keys`` exists; a missing one of a real dataset points to README."""
+    for key in keys:
+        path = getattr(cfg, key)
+        if path and not Path(path).exists():
+            hint = f" ({REAL_FILES_HINT})" if cfg.dataset_name != "synthetic" else ""
+            raise InputError(path, f"file not found{hint}")
+
+
+def feature_size_of_files(cfg: Config) -> int:
+    """The feature size ``D`` of the user's training files, or of the test files when there are none."""
+    if cfg.train_features or cfg.train_list:
+        return open_features(cfg.train_features, None, cfg.train_list, cfg.feature_root).feature_size
+    if has_test_set(cfg):
+        return open_features(cfg.test_features, None, cfg.test_list, cfg.feature_root).feature_size
+    raise InputError("--train_features", "no features given (or --train_list / --test_features / --test_list)")
+
+
+def open_train(cfg: Config, check_size: bool = True) -> FeatureSource:
+    """The training features, checked (layout, shape, dtype, ranges and, with ``check_size``, the feature size)
+    without reading them."""
     if not (cfg.train_features or cfg.train_list):
         raise InputError("--train_features", "no training features given (or --train_list for per-video files)")
+    check_exist(cfg, "train_features", "train_ranges", "train_list", "feature_root", "train_truth")
     source = open_features(cfg.train_features, cfg.train_ranges, cfg.train_list, cfg.feature_root)
-    check_feature_size(source, cfg.feature_size)
+    if check_size:
+        check_feature_size(source, cfg.feature_size)
     return source
 
 
-def open_test(cfg: Config) -> TestSet:
-    """The test features and frame labels, aligned under ``--gt_mismatch``."""
-    if not (cfg.test_features or cfg.test_list):
+def has_test_set(cfg: Config) -> bool:
+    return bool(cfg.test_features or cfg.test_list)
+
+
+def open_test(cfg: Config, check_size: bool = True) -> TestSet:
+    """The test features and frame labels, aligned under ``--gt_mismatch`` (feature size checked with
+    ``check_size``)."""
+    if not has_test_set(cfg):
         raise InputError("--test_features", "no test features given (or --test_list for per-video files)")
     if not cfg.test_gt:
         raise InputError("--test_gt", "no frame ground truth given")
+    check_exist(cfg, "test_features", "test_gt", "test_ranges", "test_list", "feature_root")
     test = load_test_set(cfg.test_features, cfg.test_gt, cfg.test_ranges, cfg.gt_mismatch,
                          cfg.test_list, cfg.feature_root)
-    check_feature_size(test.source, cfg.feature_size)
+    if check_size:
+        check_feature_size(test.source, cfg.feature_size)
     return test
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
 
 from utils.errors import InputError
 from utils.io import atomic_path, save_json, save_npy
@@ -98,6 +99,12 @@ class SyntheticSpec:
         for name, ok, problem in checks:
             if not ok:
                 raise InputError(f"SyntheticSpec.{name}", f"{problem}, got {getattr(self, name)!r}")
+
+    @property
+    def name(self) -> str:
+        """A folder name for this spec, e.g. ``256d-10crop-280+140videos-seed0-x0.1``."""
+        return (f"{self.feature_size}d-{self.n_crops}crop-{self.n_train_videos}+{self.n_test_videos}videos-"
+                f"seed{self.seed}-x{self.length_scale:g}")
 
 
 @dataclass(frozen=True)
@@ -291,9 +298,9 @@ def _ranges(videos: list[_Video]) -> np.ndarray:
 
 
 def _write_features(
-    path: Path, world: _World, videos: list[_Video], spec: SyntheticSpec, stream: int
+    path: Path, world: _World, videos: list[_Video], spec: SyntheticSpec, stream: int, bar: tqdm
 ) -> None:
-    """Stream the videos into a temp ``.npy`` memmap beside ``path``, then rename it."""
+    """Stream the videos into a temp ``.npy`` memmap beside ``path``, then rename it; ``bar`` counts videos."""
     n = sum(v.length for v in videos)
     with atomic_path(path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
@@ -302,6 +309,7 @@ def _write_features(
         for i, video in enumerate(videos):
             out[pos:pos + video.length] = _features(world, video, spec.n_crops, _rng(spec.seed, stream, i))
             pos += video.length
+            bar.update(1)
         out.flush()
         del out
 
@@ -312,10 +320,12 @@ def generate(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {key: out_dir / name for key, name in FILES.items()}
     save_json(out_dir / MANIFEST, {"generator_version": GENERATOR_VERSION, "complete": False})
+    print(f"generating the synthetic dataset into {out_dir} ({spec.n_train_videos} + {spec.n_test_videos} videos) ...")
     world = _world(spec)
     train, test = _plan(spec)
-    _write_features(paths["train_features"], world, train, spec, stream=2)
-    _write_features(paths["test_features"], world, test, spec, stream=3)
+    with tqdm(total=len(train) + len(test), desc="synthetic videos", unit="video", dynamic_ncols=True) as bar:
+        _write_features(paths["train_features"], world, train, spec, stream=2, bar=bar)
+        _write_features(paths["test_features"], world, test, spec, stream=3, bar=bar)
     save_npy(paths["train_ranges"], _ranges(train))
     save_npy(paths["test_ranges"], _ranges(test))
     save_npy(paths["test_gt"], _frame_gt(test))
@@ -335,7 +345,8 @@ def generate(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
 def ensure(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
     """The files of ``spec`` in ``out_dir``: reused when the manifest matches, else generated.
 
-    Files of the same names that the generator did not write (no manifest) are never overwritten.
+    Neither files that the generator did not write (no manifest) nor a complete dataset of another spec
+    are ever overwritten; an unfinished or older generator's dataset is made again.
     """
     out_dir = Path(out_dir)
     paths = {key: out_dir / name for key, name in FILES.items()}
@@ -343,9 +354,13 @@ def ensure(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
         manifest = json.loads((out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
         manifest = None
-    if (isinstance(manifest, dict) and manifest.get("generator_version") == GENERATOR_VERSION
-            and manifest.get("spec") == asdict(spec) and all(p.is_file() for p in paths.values())):
+    complete = isinstance(manifest, dict) and manifest.get("generator_version") == GENERATOR_VERSION
+    if complete and manifest.get("spec") == asdict(spec) and all(p.is_file() for p in paths.values()):
         return paths
+    if complete and manifest.get("spec") not in (None, asdict(spec)):
+        other = SyntheticSpec(**manifest["spec"]).name
+        raise InputError(out_dir, f"holds the synthetic dataset {other}, not {spec.name}; choose another "
+                                  "--synthetic_dir (nothing was overwritten)")
     foreign = [p.name for p in paths.values() if p.is_file()] if manifest is None else []
     if foreign:
         raise InputError(out_dir, f"holds {', '.join(foreign)} not written by the synthetic generator; "

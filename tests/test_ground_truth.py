@@ -62,7 +62,8 @@ def test_truncate_policy_keeps_the_shorter(tmp_path):
 @pytest.mark.parametrize("policy", ["error", "truncate"])
 def test_not_a_multiple_of_16(tmp_path, policy):
     path = save_gt(tmp_path, np.zeros(16 * 9 + 5))
-    with pytest.raises(InputError, match=r"gt\.npy: 149 frame labels is not a multiple of 16"):
+    with pytest.raises(InputError, match=r"gt\.npy: 149 frame labels is not a multiple of 16 \(16 frames per snippet\); "
+                                            r"the 9 feature snippets need 144 frame labels$"):
         load_frame_gt(path, 9, policy)
 
 

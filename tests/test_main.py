@@ -27,4 +27,5 @@ def test_stage_data_writes_the_dataset_and_the_config(tmp_path):
 def test_bad_input_is_one_line_naming_the_problem(tmp_path):
     result = run("--dataset_name", "ucfcrime", "--train_features", str(tmp_path / "none.npy"))
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'none.npy'}: file not found"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'none.npy'}: file not found (see README, \"Where the real files come from\")"]

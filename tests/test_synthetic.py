@@ -180,7 +180,7 @@ def test_features_are_smooth_in_time(default_dir):
     assert neighbours > 0.6 and neighbours > strangers + 0.2
 
 
-def test_ensure_reuses_matching_files_and_regenerates_otherwise(tmp_path):
+def test_ensure_reuses_matching_files_and_completes_unfinished_ones(tmp_path):
     paths = ensure(tmp_path, TINY)
     assert set(paths) == set(FILES) and all(p.is_file() for p in paths.values())
     stamps = {key: os.stat(p).st_mtime_ns for key, p in paths.items()}
@@ -189,13 +189,14 @@ def test_ensure_reuses_matching_files_and_regenerates_otherwise(tmp_path):
 
     before = paths["test_features"].read_bytes()
     other = SyntheticSpec(**{**TINY.__dict__, "seed": TINY.seed + 1})
-    ensure(tmp_path, other)
-    assert json.loads((tmp_path / MANIFEST).read_text())["spec"] == other.__dict__
-    assert paths["test_features"].read_bytes() != before
+    with pytest.raises(InputError, match="holds the synthetic dataset"):
+        ensure(tmp_path, other)
+    assert json.loads((tmp_path / MANIFEST).read_text())["spec"] == TINY.__dict__
+    assert paths["test_features"].read_bytes() == before
 
     paths["train_truth"].unlink()
-    ensure(tmp_path, other)
-    assert paths["train_truth"].is_file()
+    ensure(tmp_path, TINY)
+    assert paths["train_truth"].is_file() and paths["test_features"].read_bytes() == before
 
 
 def test_bad_spec_and_bad_files_are_input_errors(tmp_path):
