@@ -6,10 +6,15 @@ selecting ``best_ckpt_<auc>.pkl``. The release's evaluation leaves the model in 
 rest of training (no dropout, no disruption after the first snapshot); that is the default here,
 ``--keep_train_mode True`` returns to train mode after each evaluation instead.
 """
+import copy
 import glob
 import json
 import os
 import random
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +43,29 @@ RESUME_FILE = "resume.pt"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss); the last good checkpoints are kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, once what could be kept is saved; ``str()`` is the line for the user ('' where nothing to say)."""
+
+
+@contextmanager
+def sigint_held(drop: bool = False) -> Iterator[None]:
+    """Run the block whole: a Ctrl-C inside it takes effect when it ends (``drop``: is ignored).
+
+    Only the main thread receives signals; elsewhere, or under a handler not set from Python, the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and not drop:
+        signal.raise_signal(signal.SIGINT)  # to the handler of before: a KeyboardInterrupt by default
 
 
 @dataclass
@@ -95,6 +123,29 @@ class Interval:
 
     def mean_loss(self) -> float:
         return float(self.sums["loss"]) / max(self.steps, 1)
+
+    def copy(self) -> "Interval":
+        """A snapshot: ``add`` replaces the sums' tensors, it never changes them in place."""
+        twin = copy.copy(self)
+        twin.sums, twin.last = dict(self.sums), dict(self.last)
+        return twin
+
+    def state(self) -> dict:
+        """The sums so far (tensors on the CPU), for resume.pt."""
+        return {"steps": self.steps, "labels_total": self.labels_total, "finite": _to(self.finite, "cpu"),
+                "last": {k: v.cpu() for k, v in self.last.items()},
+                "sums": {k: _to(v, "cpu") for k, v in self.sums.items()}}
+
+    def load(self, state: dict, device: torch.device) -> None:
+        """Restore ``state()``: the next ``summary`` is that of an interval never stopped."""
+        self.steps, self.labels_total = state["steps"], state["labels_total"]
+        self.finite = _to(state["finite"], device)
+        self.last = {k: v.to(device) for k, v in state["last"].items()}
+        self.sums = {k: _to(v, device) for k, v in state["sums"].items()}
+
+
+def _to(value: torch.Tensor | float | bool, device: torch.device | str) -> torch.Tensor | float | bool:
+    return value.to(device) if torch.is_tensor(value) else value
 
 
 def default_output_dir(cfg: Config) -> Path:
@@ -161,14 +212,27 @@ class Trainer:
         self.bank_rng = torch.Generator(device=device).manual_seed(cfg.seed)
         self.progress = Progress()
         self.interval = Interval(self.truth)
+        self.boundary = self.snapshot()
 
     @property
     def total_iterations(self) -> int:
         total = self.cfg.max_epoch * len(self.loader)
         return min(total, self.cfg.max_iters) if self.cfg.max_iters else total
 
+    def snapshot(self) -> dict:
+        """What a step changes besides the weights and the optimiser: taken at each step boundary, so that a
+        Ctrl-C in the middle of a step can drop it (``restore``)."""
+        return {"interval": self.interval.copy(), "bank": self.model.bank.samples,
+                "bank_rng": self.bank_rng.get_state(), "rng": rng_state()}
+
+    def restore(self, snapshot: dict) -> None:
+        self.interval, self.model.bank.samples = snapshot["interval"], snapshot["bank"]
+        self.bank_rng.set_state(snapshot["bank_rng"])
+        set_rng_state(snapshot["rng"])
+
     def step(self, batch: dict) -> None:
-        """One optimiser step; no host synchronisation on a GPU except the bank's size and ``check_finite``."""
+        """One optimiser step and the progress counters, together (a Ctrl-C during them takes effect after them);
+        no host synchronisation on a GPU except the bank's size and ``check_finite``."""
         x = batch["features"].to(self.device, non_blocking=True)
         rows = batch["rows"].to(self.device, non_blocking=True)
         aux = None if self.aux_labels is None else self.aux_labels[rows]
@@ -185,7 +249,14 @@ class Trainer:
             self.check_finite()
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        self.optimizer.step()
+        with sigint_held():
+            self.optimizer.step()
+            p = self.progress
+            p.iteration += 1
+            p.batch_in_epoch += 1
+            if p.batch_in_epoch == len(self.loader):
+                p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+            self.boundary = self.snapshot()
 
     def check_finite(self) -> None:
         """Stop with a one-line error if a loss since the last evaluation was NaN or Inf (the last step's losses)."""
@@ -198,23 +269,36 @@ class Trainer:
         """Test metrics; the release's eval-mode quirk unless ``--keep_train_mode``; checkpoints and logs.
 
         Under torchrun every process takes part (mode switch, log sums, random states, a share of the test
-        snippets to score) and rank 0 computes the metrics and writes the files.
+        snippets to score) and rank 0 computes the metrics and writes the files. A Ctrl-C while scoring changes
+        nothing (the evaluation is redone on resume); the records and files are written whole.
         """
         self.check_finite()
         was_training = self.model.training
         self.model.eval()
-        summary = self.interval.summary()
-        self.interval = Interval(self.truth)
         p, record = self.progress, None
-        rows = np.array_split(self.test.rows, self.dist.world_size)[self.dist.rank]  # each process its share
-        with autocast(self.device, self.cfg.amp):
-            part = score_snippets(self.model.score, self.test.source, rows, self.cfg.eval_batch_size, self.device)
-        scores = gather_rows(torch.from_numpy(part).to(self.device)).cpu().numpy() if is_distributed() else part
-        if self.dist.is_main:
-            metrics = evaluate(scores, self.test.labels, self.test.ranges)
-            record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
-                      "bank_size": len(self.model.bank)}
-        record = broadcast_object(record)
+        try:
+            summary = self.interval.summary()
+            rows = np.array_split(self.test.rows, self.dist.world_size)[self.dist.rank]  # each process its share
+            with autocast(self.device, self.cfg.amp):
+                part = score_snippets(self.model.score, self.test.source, rows, self.cfg.eval_batch_size,
+                                      self.device)
+            scores = gather_rows(torch.from_numpy(part).to(self.device)).cpu().numpy() if is_distributed() else part
+            if self.dist.is_main:
+                metrics = evaluate(scores, self.test.labels, self.test.ranges)
+                record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
+                          "bank_size": len(self.model.bank)}
+            record = broadcast_object(record)
+        except KeyboardInterrupt:
+            self.model.train(was_training)
+            raise
+        with sigint_held():
+            self.commit_evaluation(record, was_training)
+        return record
+
+    def commit_evaluation(self, record: dict, was_training: bool) -> None:
+        """History, best checkpoint, last.pkl, metrics.jsonl, result.txt and resume.pt of the evaluation ``record``."""
+        p = self.progress
+        self.interval = Interval(self.truth)
         if self.cfg.keep_train_mode and was_training:
             self.model.train()
         p.history.append({k: v for k, v in record.items() if k != "per_video_auc"})
@@ -234,7 +318,7 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
             save_text(self.out_dir / "result.txt", self.result_text())
             self.save_resume(rng)
-        return record
+        self.boundary = self.snapshot()
 
     def result_text(self) -> str:
         p = self.progress
@@ -247,7 +331,7 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "bank": self.model.bank.state().cpu(), "bank_rng": self.bank_rng.get_state(),
                  "training_mode": self.model.training, "rng": rng[0], "rng_ranks": rng,
-                 "progress": asdict(self.progress), "config": self.cfg.to_dict()}
+                 "progress": asdict(self.progress), "interval": self.interval.state(), "config": self.cfg.to_dict()}
         with atomic_open(self.out_dir / RESUME_FILE) as f:
             torch.save(state, f)
 
@@ -263,30 +347,71 @@ class Trainer:
         ranks = state.get("rng_ranks", [state["rng"]])
         set_rng_state(ranks[self.dist.rank] if len(ranks) == self.dist.world_size else state["rng"])
         self.progress = Progress(**state["progress"])
+        if "interval" in state and self.dist.is_main:  # rank 0 only: the sums are summed over processes
+            self.interval.load(state["interval"], self.device)
+        self.boundary = self.snapshot()
 
     def run(self) -> Progress:
-        """Train to ``max_epoch`` (or ``max_iters``); evaluate every ``snapshot`` iterations and at the end."""
+        """Train to ``max_epoch`` (or ``max_iters``); evaluate every ``snapshot`` iterations and at the end.
+
+        Ctrl-C: resume.pt gets the state after the last completed step (a step cut short is dropped) and
+        ``Interrupted`` says how to continue.
+        """
         p, total = self.progress, self.total_iterations
         last_auc = p.history[-1]["auc_all"] if p.history else float("nan")
         bar = tqdm(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
                    disable=not self.dist.is_main)
-        while p.iteration < total and p.epoch < self.cfg.max_epoch:
-            self.loader.sampler.set_epoch(p.epoch, p.batch_in_epoch)
-            for batch in self.loader:
-                self.step(batch)
-                p.iteration += 1
-                p.batch_in_epoch += 1
-                if p.batch_in_epoch == len(self.loader):
-                    p.epoch, p.batch_in_epoch = p.epoch + 1, 0
-                bar.update(1)
-                if p.iteration % self.cfg.snapshot == 0 or p.iteration == total:
-                    last_auc = self.evaluate()["auc_all"]
-                if p.iteration % 10 == 0 and self.interval.steps:
-                    self.check_finite()
-                    bar.set_postfix(loss=f"{self.interval.mean_loss():.4f}", auc=f"{last_auc:.4f}")
-                if p.iteration >= total:
-                    break
-        bar.close()
-        if not p.history or p.history[-1]["iteration"] != p.iteration:
-            self.evaluate()
+
+        def due() -> bool:
+            return p.iteration % self.cfg.snapshot == 0 or p.iteration == total
+
+        def show_evaluation(record: dict) -> float:
+            bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{record['auc_all']:.4f}")
+            return record["auc_all"]
+
+        try:
+            if p.iteration and due() and (not p.history or p.history[-1]["iteration"] != p.iteration):
+                last_auc = show_evaluation(self.evaluate())  # a Ctrl-C cut this evaluation short
+            # An iterator draws the loader's seed from torch's random state (with persistent workers only the
+            # first one); a state saved inside an epoch was taken after that draw, so it is not drawn again.
+            redraw = p.batch_in_epoch > 0 or (self.loader.persistent_workers and p.epoch > 0)
+            while p.iteration < total and p.epoch < self.cfg.max_epoch:
+                self.loader.sampler.set_epoch(p.epoch, p.batch_in_epoch)
+                with torch.random.fork_rng(devices=[], enabled=redraw):
+                    batches = iter(self.loader)
+                redraw = False
+                for batch in batches:
+                    self.step(batch)
+                    bar.update(1)
+                    if due():
+                        last_auc = show_evaluation(self.evaluate())
+                    elif p.iteration % 10 == 0:
+                        self.check_finite()
+                        bar.set_postfix(loss=f"{self.interval.mean_loss():.4f}", auc=f"{last_auc:.4f}")
+                    if p.iteration >= total:
+                        break
+            if not p.history or p.history[-1]["iteration"] != p.iteration:
+                self.evaluate()
+        except KeyboardInterrupt:
+            raise Interrupted(self.keep_interrupted()) from None
+        finally:
+            bar.close()
         return p
+
+    def keep_interrupted(self) -> str:
+        """After a Ctrl-C: resume.pt of the last step boundary, and the line saying how to continue ('' on ranks
+        other than 0). Under torchrun nothing is written (saving needs every process): the last evaluation's
+        resume.pt stays."""
+        p, path = self.progress, self.out_dir / RESUME_FILE
+        if not self.dist.is_main:
+            return ""
+        arguments = f"main.py --resume {path}" + (f" --max_iters {self.cfg.max_iters}" if self.cfg.max_iters else "")
+        if is_distributed():
+            if not path.is_file():
+                return f"interrupted at iteration {p.iteration}: nothing saved yet (no evaluation reached)"
+            return (f"interrupted at iteration {p.iteration}: {path} holds the state of the last evaluation; continue "
+                    f"with: torchrun --nproc_per_node {self.dist.world_size} {arguments}")
+        with sigint_held(drop=True):
+            self.restore(self.boundary)
+            self.save_resume([self.boundary["rng"]])
+        return f"interrupted at iteration {p.iteration}: saved {path}; continue with: python {arguments}"

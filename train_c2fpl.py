@@ -2,16 +2,20 @@
 
 Writes into its folder ``c2fpl_pseudo_labels.npy`` (N,), ``c2fpl_video_labels.npy`` (V,), the
 classifier ``UCFfinal.pkl`` (the release's C2FPL layout) and ``c2fpl_summary.json``; a folder whose
-summary matches the same inputs and settings is reused as it is.
+summary matches the same inputs and settings is reused as it is. While the stage runs, the labels are
+written first and ``c2fpl_partial.pt`` keeps the classifier's training state after every epoch, so that
+a run stopped by Ctrl-C is continued by the next one with the same inputs and settings.
 """
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import sklearn
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from dataset import c2fpl
 from dataset.features import FeatureSource
@@ -20,6 +24,7 @@ from dataset.windows import make_loader
 from evaluate import evaluate_test
 from model.frd import init_weights
 from model.scorer import C2FPLClassifier
+from train import Interrupted, sigint_held
 from utils.checkpoint import save_checkpoint
 from utils.config import Config
 from utils.errors import InputError
@@ -27,42 +32,76 @@ from utils.io import fingerprint, save_json, save_npy
 
 FILES = {"pseudo_labels": "c2fpl_pseudo_labels.npy", "video_labels": "c2fpl_video_labels.npy",
          "classifier": "UCFfinal.pkl", "summary": "c2fpl_summary.json"}
+PARTIAL = "c2fpl_partial.pt"
 BATCH_SIZE = 128
 
 
 def train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epochs: int = 20,
-                     device: torch.device | str = "cpu", num_workers: int = 0) -> C2FPLClassifier:
+                     device: torch.device | str = "cpu", num_workers: int = 0, state: dict | None = None,
+                     on_epoch: Callable[[dict], None] | None = None) -> C2FPLClassifier:
     """The published recipe: BCE on per-snippet ``labels (N,)``, SGD 0.01 Nesterov momentum 0.9, weight decay
     5e-4, MultiStepLR [15, 25] × 0.1, batch 128, shuffled snippets ``(128, C, D)``.
 
     Seeded by ``seed`` on its own: the caller's random state is left as it was, so a run that builds the
-    classifier and a run that reuses it train FRD-UVAD identically."""
-    with torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else []):
+    classifier and a run that reuses it train FRD-UVAD identically. ``on_epoch(state)`` gets the training state
+    (model, optimiser, scheduler, random state, ``epoch`` done) after every epoch; passed back as ``state`` with
+    the same other arguments, training goes on from there to the classifier of an uninterrupted run."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return _train_classifier(source, labels, seed, epochs, device, num_workers)
+        return _train_classifier(source, labels, seed, epochs, device, num_workers, state, on_epoch)
 
 
-def _train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epochs: int,
-                      device: torch.device | str, num_workers: int) -> C2FPLClassifier:
+def _train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epochs: int, device: torch.device,
+                      num_workers: int, state: dict | None,
+                      on_epoch: Callable[[dict], None] | None) -> C2FPLClassifier:
     model = C2FPLClassifier(source.feature_size)
     model.apply(init_weights)
     model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[15, 25], gamma=0.1)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        _set_rng(state["rng"], device)
     targets = torch.from_numpy(labels.astype(np.float32))
-    loader = make_loader(source, 1, BATCH_SIZE, seed, num_workers=num_workers,
-                         pin_memory=torch.device(device).type == "cuda")
-    for epoch in range(epochs):
-        loader.sampler.set_epoch(epoch)
-        for batch in loader:
-            x = batch["features"][:, :, 0].to(device, non_blocking=True)  # (B, C, D)
-            y = targets[batch["rows"][:, 0]].to(device, non_blocking=True)  # (B,)
-            loss = F.binary_cross_entropy(model(x).squeeze(-1), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        schedule.step()
+    loader = make_loader(source, 1, BATCH_SIZE, seed, num_workers=num_workers, pin_memory=device.type == "cuda")
+    first = state["epoch"] if state is not None else 0
+    with tqdm(total=epochs * len(loader), initial=first * len(loader), desc="C2FPL classifier", unit="batch",
+              dynamic_ncols=True) as bar:
+        for epoch in range(first, epochs):
+            loader.sampler.set_epoch(epoch)
+            total = torch.zeros((), device=device)
+            for batch in loader:
+                x = batch["features"][:, :, 0].to(device, non_blocking=True)  # (B, C, D)
+                y = targets[batch["rows"][:, 0]].to(device, non_blocking=True)  # (B,)
+                loss = F.binary_cross_entropy(model(x).squeeze(-1), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach()
+                bar.update(1)
+            schedule.step()
+            bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{float(total) / len(loader):.4f}")
+            if on_epoch is not None:
+                on_epoch({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": schedule.state_dict(), "rng": _get_rng(device)})
     return model.eval()
+
+
+def _get_rng(device: torch.device) -> dict[str, torch.Tensor]:
+    """The random states the classifier's training draws from (dropout, the loader's seeds)."""
+    rng = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def _set_rng(rng: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(rng["cpu"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
 
 
 def precision_recall(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -73,7 +112,8 @@ def precision_recall(predicted: np.ndarray, truth: np.ndarray) -> dict[str, floa
 
 def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: str | Path,
               device: torch.device) -> dict[str, Path]:
-    """Pseudo labels and classifier for ``train`` into ``out_dir`` (reused when already made from the same inputs)."""
+    """Pseudo labels and classifier for ``train`` into ``out_dir``: reused when already made from the same inputs,
+    continued when a run with them was interrupted (``Interrupted`` says what was kept)."""
     if train.ranges is None:
         raise InputError("--train_ranges", "C2FPL needs the training videos' ranges ([from, to) per video)")
     out_dir = Path(out_dir)
@@ -85,25 +125,68 @@ def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: 
         if json.loads(paths["summary"].read_text()).get("fingerprint") == key:
             print(f"C2FPL: reusing {out_dir} (same inputs and settings)")
             return paths
-    started = time.perf_counter()
-    video_labels, snippet_labels = c2fpl.pseudo_labels(train, train.ranges, cfg.c2fpl_window, cfg.c2fpl_nu,
-                                                       ranges_path=cfg.train_ranges)
-    labelled = time.perf_counter()
-    classifier = train_classifier(train, snippet_labels, cfg.seed, cfg.c2fpl_epochs, device, cfg.num_workers)
-    summary = {"fingerprint": key, "videos": len(video_labels), "anomalous_videos": int(video_labels.sum()),
-               "snippets": len(snippet_labels), "anomalous_snippets": int(snippet_labels.sum()),
-               "seconds_labels": round(labelled - started, 2),
-               "seconds_classifier": round(time.perf_counter() - labelled, 2)}
-    if cfg.train_truth:
-        truth = np.load(cfg.train_truth)[: len(snippet_labels)]
-        summary["pseudo_labels_vs_truth"] = precision_recall(snippet_labels, truth)
-    if test is not None:
-        metrics, _ = evaluate_test(lambda x: classifier(x).squeeze(-1), test, cfg.eval_batch_size, device)
-        summary["classifier_test"] = {k: v for k, v in metrics.items() if k != "per_video_auc"}
-    save_npy(paths["pseudo_labels"], snippet_labels)
-    save_npy(paths["video_labels"], video_labels.astype(np.uint8))
-    save_checkpoint(paths["classifier"], classifier.cpu().state_dict())
-    save_json(paths["summary"], summary)
+    partial_path = out_dir / PARTIAL
+    partial = read_partial(partial_path, key, paths)
+    kept = None
+    try:
+        if partial is None:
+            for stale in (paths["summary"], partial_path):  # the folder stops being a finished (or another) stage
+                stale.unlink(missing_ok=True)
+            print(f"C2FPL: pseudo labels from {train.n_snippets} training snippets ...")
+            started = time.perf_counter()
+            video_labels, snippet_labels = c2fpl.pseudo_labels(train, train.ranges, cfg.c2fpl_window, cfg.c2fpl_nu,
+                                                               ranges_path=cfg.train_ranges)
+            video_labels = video_labels.astype(np.uint8)
+            save_npy(paths["pseudo_labels"], snippet_labels)
+            save_npy(paths["video_labels"], video_labels)
+            partial = {"fingerprint": key, "seconds_labels": round(time.perf_counter() - started, 2),
+                       "seconds_classifier": 0.0, "classifier": None}
+            save_checkpoint(partial_path, partial)
+        else:
+            print(f"C2FPL: reusing the pseudo labels in {out_dir} (same inputs and settings)")
+            video_labels, snippet_labels = np.load(paths["video_labels"]), np.load(paths["pseudo_labels"])
+        kept = "the pseudo labels"
+        done = partial["classifier"]["epoch"] if partial["classifier"] else 0
+        print(f"C2FPL: training the classifier ({cfg.c2fpl_epochs} epochs) ..." if not done else
+              f"C2FPL: continuing the classifier from epoch {done}/{cfg.c2fpl_epochs} ...")
+        started, seconds = time.perf_counter(), partial["seconds_classifier"]
+
+        def keep(training: dict) -> None:
+            nonlocal kept
+            partial.update(classifier=training, seconds_classifier=round(seconds + time.perf_counter() - started, 2))
+            save_checkpoint(partial_path, partial)
+            kept = f"the pseudo labels and the classifier after epoch {training['epoch']}/{cfg.c2fpl_epochs}"
+
+        classifier = train_classifier(train, snippet_labels, cfg.seed, cfg.c2fpl_epochs, device, cfg.num_workers,
+                                      partial["classifier"], keep)
+        summary = {"fingerprint": key, "videos": len(video_labels), "anomalous_videos": int(video_labels.sum()),
+                   "snippets": len(snippet_labels), "anomalous_snippets": int(snippet_labels.sum()),
+                   "seconds_labels": partial["seconds_labels"], "seconds_classifier": partial["seconds_classifier"]}
+        if cfg.train_truth:
+            truth = np.load(cfg.train_truth)[: len(snippet_labels)]
+            summary["pseudo_labels_vs_truth"] = precision_recall(snippet_labels, truth)
+        if test is not None:
+            metrics, _ = evaluate_test(lambda x: classifier(x).squeeze(-1), test, cfg.eval_batch_size, device)
+            summary["classifier_test"] = {k: v for k, v in metrics.items() if k != "per_video_auc"}
+        with sigint_held():
+            save_checkpoint(paths["classifier"], classifier.cpu().state_dict())
+            save_json(paths["summary"], summary)
+            partial_path.unlink()
+    except KeyboardInterrupt:
+        if kept is None:
+            raise Interrupted("C2FPL interrupted before the pseudo labels were written: nothing kept; run the same "
+                              "command again to start it over") from None
+        raise Interrupted(f"C2FPL interrupted: kept {kept} in {out_dir}; run the same command again to continue "
+                          "from there") from None
     print(f"C2FPL: {summary['anomalous_videos']}/{summary['videos']} videos and {summary['anomalous_snippets']}/"
           f"{summary['snippets']} snippets labelled anomalous -> {out_dir}")
     return paths
+
+
+def read_partial(path: Path, key: str, paths: dict[str, Path]) -> dict | None:
+    """The state an interrupted run left in ``path`` (``PARTIAL``), if it was made with the fingerprint ``key``
+    and its labels are there; else None."""
+    if not (path.is_file() and paths["pseudo_labels"].is_file() and paths["video_labels"].is_file()):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state if state.get("fingerprint") == key else None

@@ -12,6 +12,7 @@ import os
 import numpy as np
 from scipy.stats import norm
 from sklearn.mixture import GaussianMixture
+from tqdm import tqdm
 
 from dataset.features import FeatureSource
 from utils.errors import InputError
@@ -25,7 +26,8 @@ def snippet_norms(features: "np.ndarray | FeatureSource", chunk_rows: int = 4096
     """(N, C, D) or (N, D) features (np.memmap or a FeatureSource) -> (N,) float64 mean over crops of sum over D of x².
 
     Reads ``chunk_rows`` snippets at a time; squares are accumulated in float64
-    without a float64 copy of the chunk, so memory stays bounded for any N.
+    without a float64 copy of the chunk, so memory stays bounded for any N. A progress bar shows when it takes
+    more than a few seconds (large feature files).
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
@@ -36,10 +38,13 @@ def snippet_norms(features: "np.ndarray | FeatureSource", chunk_rows: int = 4096
     else:
         raise ValueError(f"features must be (N, C, D) or (N, D), got shape {features.shape}")
     norms = np.empty(n, dtype=np.float64)
-    for start in range(0, n, chunk_rows):
-        chunk = read(start, min(start + chunk_rows, n))
-        sq = np.einsum("ncd,ncd->nc" if chunk.ndim == 3 else "nd,nd->n", chunk, chunk, dtype=np.float64)
-        norms[start:start + len(chunk)] = sq.mean(axis=1) if sq.ndim == 2 else sq
+    with tqdm(total=n, desc="feature norms", unit="snippet", unit_scale=True, delay=3, leave=False,
+              dynamic_ncols=True) as bar:
+        for start in range(0, n, chunk_rows):
+            chunk = read(start, min(start + chunk_rows, n))
+            sq = np.einsum("ncd,ncd->nc" if chunk.ndim == 3 else "nd,nd->n", chunk, chunk, dtype=np.float64)
+            norms[start:start + len(chunk)] = sq.mean(axis=1) if sq.ndim == 2 else sq
+            bar.update(len(chunk))
     return norms
 
 

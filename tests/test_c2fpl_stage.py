@@ -11,6 +11,7 @@ import train_c2fpl
 from dataset.features import open_features
 from dataset.prepare import open_test, open_train, prepare
 from model.frd import FRDUVAD
+from train import Interrupted
 from utils.checkpoint import load_into, load_state_dict_file
 from utils.config import parse_config
 from utils.errors import InputError
@@ -74,6 +75,49 @@ def test_stage_is_reused_for_the_same_inputs_and_redone_otherwise(stage):
     changed.train_features, changed.train_ranges = cfg.train_features, cfg.train_ranges
     train_c2fpl.run_stage(changed, train, None, out, torch.device("cpu"))
     assert os.stat(paths["summary"]).st_mtime_ns != stamps["summary"]
+
+
+def test_interrupted_stage_continues_to_the_same_classifier(stage, tmp_path, monkeypatch):
+    cfg, train, test, _, _ = stage
+    paths = train_c2fpl.run_stage(cfg, train, test, tmp_path / "uninterrupted", torch.device("cpu"))
+    out = tmp_path / "out"
+    real_step, calls = torch.optim.SGD.step, []
+    batches_per_epoch = -(-train.n_snippets // train_c2fpl.BATCH_SIZE)
+
+    def step(self, *args, **kwargs):  # Ctrl-C in the middle of the second epoch
+        calls.append(1)
+        if len(calls) == batches_per_epoch + 2:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    with pytest.raises(Interrupted, match=f"kept the pseudo labels and the classifier after epoch 1/2 in {out}; "
+                                          "run the same command again to continue"):
+        train_c2fpl.run_stage(cfg, train, test, out, torch.device("cpu"))
+    assert (out / train_c2fpl.PARTIAL).is_file() and not (out / train_c2fpl.FILES["summary"]).exists()
+    np.testing.assert_array_equal(np.load(out / train_c2fpl.FILES["pseudo_labels"]), np.load(paths["pseudo_labels"]))
+    calls.clear()
+    monkeypatch.setattr(train_c2fpl.c2fpl, "pseudo_labels", None)  # the labels are reused, not made again
+    continued = train_c2fpl.run_stage(cfg, train, test, out, torch.device("cpu"))
+    assert len(calls) == batches_per_epoch  # the second epoch only, from its start
+    assert not (out / train_c2fpl.PARTIAL).exists()
+    weights = torch.load(continued["classifier"], weights_only=True)
+    expected = torch.load(paths["classifier"], weights_only=True)
+    assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in weights)
+    summary, expected_summary = (json.loads(p.read_text()) for p in (continued["summary"], paths["summary"]))
+    assert summary["classifier_test"] == expected_summary["classifier_test"]
+
+
+def test_stage_interrupted_while_labelling_keeps_nothing(stage, tmp_path, monkeypatch):
+    cfg, train, _, _, _ = stage
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_c2fpl.c2fpl, "pseudo_labels", interrupted)
+    with pytest.raises(Interrupted, match="before the pseudo labels were written: nothing kept"):
+        train_c2fpl.run_stage(cfg, train, None, tmp_path, torch.device("cpu"))
+    assert not list(tmp_path.iterdir())
 
 
 def test_stage_needs_ranges(stage, tmp_path):

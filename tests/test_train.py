@@ -132,18 +132,20 @@ def test_cli_errors(data_dir, tmp_path, extra, needle):
 def test_run_test_rejects_a_checkpoint_of_another_feature_size(data_dir, tmp_path):
     model = FRDUVAD(512, 4, 2)
     torch.save(model.state_dict(), tmp_path / "big.pkl")
-    with pytest.raises(InputError, match=r"big\.pkl: checkpoint for feature size 512"):
+    with pytest.raises(InputError, match=r"holds the synthetic dataset 256d-2crop-10\+6videos-seed0-x0\.1, not 512d"):
         run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(tmp_path / "big.pkl")])
 
 
-def test_run_test_without_arguments_evaluates_the_shipped_checkpoint(monkeypatch, capsys):
+def test_run_test_without_arguments_evaluates_the_shipped_checkpoint(tmp_path, monkeypatch, capsys):
     from conftest import ROOT
     from utils.config import parse_config
 
-    monkeypatch.chdir(ROOT)
+    (tmp_path / "best_ckpt").symlink_to(ROOT / "best_ckpt")  # the synthetic data is generated under tmp_path
+    monkeypatch.chdir(tmp_path)
     shipped = parse_config([]).ckpt_path
     assert shipped.startswith("best_ckpt/synthetic/best_ckpt_") and (ROOT / shipped).is_file()
     run_test.main([])
+    assert (tmp_path / "data" / "synthetic").is_dir()
     auc = float(capsys.readouterr().out.split("AUC ")[1].split()[0])
     assert auc == pytest.approx(float(shipped.rsplit("_", 1)[1].removesuffix(".pkl")), abs=5e-5)
 
