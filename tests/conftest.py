@@ -1,12 +1,10 @@
 """Shared fixtures: the parity folder and the repository root."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 PARITY_DIR = ROOT.parent / "shared" / "parity"
 
 

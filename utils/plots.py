@@ -1,4 +1,5 @@
 """ROC curve and per-video score curves with the ground-truth spans shaded (matplotlib, Agg backend)."""
+import re
 from pathlib import Path
 
 import matplotlib
@@ -36,21 +37,39 @@ def anomalous_spans(labels: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
-def plot_videos(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarray, out_dir: Path) -> list[Path]:
-    """One PNG per test video holding an anomaly: frame scores over time, ground-truth spans shaded."""
+def plot_videos(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarray, out_dir: Path,
+                names: list[str] | None = None) -> list[Path]:
+    """One PNG per test video holding an anomaly, ``<name>.png``: frame scores over time, the 0.5 alarm line,
+    ground-truth spans shaded; the title names the video and its frame AUC. ``names``: ``(V,)`` video names
+    (default ``video_0000`` …)."""
     scores = frame_scores(snippet_scores)
+    names = names if names is not None and len(names) == len(ranges) else [f"video_{v:04d}" for v in range(len(ranges))]
     written = []
-    for v, (a, b) in enumerate(ranges):
-        labels = frame_gt[16 * a:16 * b]
+    for name, (a, b) in zip(names, ranges):
+        labels, video_scores = frame_gt[16 * a:16 * b], scores[16 * a:16 * b]
         if not labels.any():
             continue
-        fig, ax = plt.subplots(figsize=(7, 2.4))
-        for start, stop in anomalous_spans(labels):
-            ax.axvspan(start, stop, color="tab:red", alpha=0.2, linewidth=0)
-        ax.plot(np.arange(len(labels)), scores[16 * a:16 * b], color="tab:blue", linewidth=1)
+        fig, ax = plt.subplots(figsize=(7, 2.6))
+        for i, (start, stop) in enumerate(anomalous_spans(labels)):
+            ax.axvspan(start, stop, color="tab:red", alpha=0.2, linewidth=0, label="ground truth" if i == 0 else None)
+        ax.plot(np.arange(len(labels)), video_scores, color="tab:blue", linewidth=1, label="anomaly score")
+        ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8, label="alarm threshold 0.5")
         ax.set(xlim=(0, len(labels)), ylim=(-0.02, 1.02), xlabel="frame", ylabel="anomaly score",
-               title=f"test video {v} (shaded: ground truth)")
-        path = Path(out_dir) / f"video_{v:04d}.png"
+               title=video_title(name, labels, video_scores))
+        ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+        path = Path(out_dir) / f"{safe_name(name)}.png"
         _save(fig, path)
         written.append(path)
     return written
+
+
+def video_title(name: str, labels: np.ndarray, scores: np.ndarray) -> str:
+    """``"<name>: AUC 0.9123"`` from one video's ``(F,)`` frame labels and scores (n/a when one class only)."""
+    if labels.all() or not labels.any():
+        return f"{name}: AUC n/a (one class only)"
+    return f"{name}: AUC {roc_auc_score(labels, scores):.4f}"
+
+
+def safe_name(name: str) -> str:
+    """A video name usable as a file name (path separators and odd characters replaced by ``_``)."""
+    return re.sub(r"[^\w.+-]", "_", name).strip(".") or "video"
