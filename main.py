@@ -18,17 +18,17 @@ from dataset.c2fpl import snippet_norms
 from dataset.features import FeatureSource, read_npy
 from dataset.ground_truth import TestSet
 from dataset.prepare import has_test_set, open_test, open_train, prepare, synthetic_spec
-from evaluate import evaluate_test
-from model.frd import FRDUVAD
+from model.frd import FRDUVAD, ModelConfig
+from scoring import score_snippets
 from train import (RESUME_FILE, Interrupted, Trainer, TrainingError, check_output_dir, default_output_dir,
                    seed_everything)
 from utils.checkpoint import load_into, load_state_dict_file
-from utils.config import Config, explicit_settings, parse_config
+from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
 from utils.io import fingerprint, save_text
-from utils.metrics import evaluate
+from utils.metrics import frame_metrics
 
 AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
 
@@ -65,11 +65,18 @@ def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
     return labels
 
 
+def model_config(cfg: Config) -> ModelConfig:
+    """The model of the configuration; the bank holds ``int(max_seqlen * beta)`` samples of the training batch."""
+    return ModelConfig(feature_size=cfg.feature_size, cross_clip=cfg.cross_clip, vitblock_num=cfg.Vitblock_num,
+                       lab=cfg.lab, lab_type=cfg.lab_type, delta=cfg.delta, lambdas=cfg.lambdas,
+                       aux=AUX_MODEL[cfg.aux], checkpoint_blocks=cfg.checkpoint_blocks,
+                       bank_capacity=int(cfg.max_seqlen * cfg.beta))
+
+
 def build_model(cfg: Config, train: FeatureSource, test: TestSet, device: torch.device) -> FRDUVAD:
     """FRDUVAD of the configuration, with its auxiliary C2FPL classifier loaded when ``--aux c2fpl``."""
     try:
-        model = FRDUVAD(cfg.feature_size, cfg.cross_clip, cfg.Vitblock_num, cfg.lab, cfg.lab_type, cfg.beta,
-                        cfg.delta, cfg.max_seqlen, cfg.lambdas, AUX_MODEL[cfg.aux], cfg.checkpoint_blocks)
+        model = FRDUVAD(model_config(cfg))
     except ValueError as e:
         raise InputError("--Vitblock_num", str(e)) from None
     if cfg.aux == "c2fpl":
@@ -82,26 +89,34 @@ def build_model(cfg: Config, train: FeatureSource, test: TestSet, device: torch.
 
 
 def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) -> dict[str, float]:
-    """Test AUC of the crop-averaged squared-L2 norm and, with a C2FPL auxiliary, of that classifier alone."""
+    """The --select_metric test metric (AUC by default) of the crop-averaged squared-L2 norm and, with a C2FPL
+    auxiliary, of that classifier alone."""
+    key = SELECT_METRICS[cfg.select_metric][0]
     norms = snippet_norms(test.source)[test.rows]
-    result = {"feature norm": evaluate(norms, test.labels)["auc_all"]}
+    result = {"feature norm": frame_metrics(norms, test.labels)[key]}
     if cfg.aux == "c2fpl":
-        metrics, _ = evaluate_test(lambda x: model.scorer_c2fpl(x).squeeze(-1), test, cfg.eval_batch_size, device)
-        result["C2FPL classifier alone"] = metrics["auc_all"]
+        scores = score_snippets(lambda x: model.scorer_c2fpl(x).squeeze(-1), test.source, test.rows,
+                                cfg.eval_batch_size, device)
+        result["C2FPL classifier alone"] = frame_metrics(scores, test.labels, test.ranges)[key]
     return result
 
 
 def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path) -> None:
+    """The --select_metric metric of the baselines and of the best and last checkpoints, then the last one's
+    other metrics."""
+    key, metric = SELECT_METRICS[cfg.select_metric]
     last = progress.history[-1]
-    rows = [(name, auc) for name, auc in base.items()]
+    rows = list(base.items())
     rows += [(f"FRD-UVAD, aux {cfg.aux}, best (iteration {progress.best_iteration})", progress.best_auc),
-             (f"FRD-UVAD, aux {cfg.aux}, last (iteration {last['iteration']})", last["auc_all"])]
+             (f"FRD-UVAD, aux {cfg.aux}, last (iteration {last['iteration']})", last[key])]
     width = max(len(name) for name, _ in rows)
-    print(f"\n{'test frame AUC':<{width}}  value")
-    for name, auc in rows:
-        print(f"{name:<{width}}  {auc:.4f}")
-    print(f"{'last: AUC_abn / FAR / EER / AP':<{width}}  {last['auc_abn']:.4f} / {last['far_all']:.4f} / "
-          f"{last['eer']:.4f} / {last['ap']:.4f}")
+    print(f"\n{'test frame ' + metric:<{width}}  value")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:.4f}")
+    others = [(k, name) for k, name in (("auc_all", "AUC"), ("auc_abn", "AUC_abn"), ("far_all", "FAR"),
+                                        ("eer", "EER"), ("ap", "AP")) if k != key]
+    label = "last: " + " / ".join(name for _, name in others)
+    print(f"{label:<{width}}  " + " / ".join(f"{last[k]:.4f}" for k, _ in others))
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file})")
 
 
@@ -144,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         raise InputError("--stage", f"{cfg.stage} runs in one process; torchrun is for --stage train")
     info, device = setup(cfg.device, cfg.max_seqlen)
     log = print if info.is_main else lambda *args: None
+    failed = False
     try:
         if cfg.stage == "data":
             log("configuration:\n" + cfg.summary())
@@ -162,8 +178,11 @@ def main(argv: list[str] | None = None) -> None:
             save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
             return
         run_training(cfg, train, test, device, info)
+    except BaseException:
+        failed = True
+        raise
     finally:
-        teardown()
+        teardown(synchronise=not failed)  # after an error the other ranks may never arrive
 
 
 if __name__ == "__main__":

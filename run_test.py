@@ -13,14 +13,15 @@ import numpy as np
 import torch
 
 from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
-from evaluate import evaluate_test, score_snippets
-from model.frd import FRDUVAD
-from model.scorer import Scorer
-from utils.checkpoint import detect_kind, infer_config, load_into, load_state_dict_file
-from utils.config import explicit_settings, parse_config
+from model.frd import FRDUVAD, ModelConfig
+from scoring import score_snippets
+from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, read_settings,
+                              settings_path)
+from utils.config import SELECT_METRICS, explicit_settings, parse_config
 from utils.device import autocast, resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
+from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
 
 METRICS = (("auc_all", "AUC"), ("auc_abn", "AUC_abn (release groups of 128)"), ("auc_abn_video", "AUC_abn per video"),
            ("far_all", "FAR"), ("far_abn", "FAR_abn"), ("eer", "EER"), ("ap", "AP"), ("pr_auc", "PR AUC (trapezoid)"))
@@ -41,34 +42,47 @@ def extra_parser() -> argparse.ArgumentParser:
     group.add_argument("--plot", metavar="DIR",
                        help="Write the ROC curve and per-video score curves (PNG) into this folder.")
     group.add_argument("--save_pseudo_labels", metavar="FILE",
-                       help="With --split train: write per-snippet 0/1 labels (score >= 0.5) to this .npy file, "
-                            "for main.py --aux frd --aux_labels FILE.")
+                       help="With --split train: write per-snippet 0/1 labels (score >= --label_threshold) to this "
+                            ".npy file, for main.py --aux frd --aux_labels FILE.")
     return parser
 
 
-def load_scorer(path: str, device: torch.device) -> Scorer:
-    """The Scorer of a full FRD-UVAD checkpoint or of a scorer-only one; feature size read off the weights."""
+def load_model(path: str, device: torch.device) -> FRDUVAD:
+    """The model a checkpoint was trained as, rebuilt from its settings (``<name>.yaml`` beside it) and loaded whole
+    (only the scorer from a scorer-only file); without settings (the authors' files), a model around the checkpoint's
+    scorer, its feature size read off the weights (``infer_config``)."""
     sd = load_state_dict_file(path)
     kind = detect_kind(sd)
     if kind == "c2fpl":
         raise InputError(path, "a C2FPL classifier, not an FRD-UVAD checkpoint (use it as --aux_ckpt)")
-    feature_size = infer_config(sd)["feature_size"]
-    if feature_size is None:
-        raise InputError(path, "no scorer weights (scorer.fc1.weight) in this checkpoint")
-    model = FRDUVAD(feature_size, cross_clip=4, vitblock_num=0, aux="none")
-    load_into(model, {k: v for k, v in sd.items() if kind == "scorer" or k.startswith("scorer.")}, "scorer", path)
-    return model.scorer.to(device).eval()
+    settings, where = read_settings(path), settings_path(path)
+    if settings is not None:
+        config = model_config(settings, where)
+    else:
+        feature_size, where = infer_config(sd)["feature_size"], path
+        if feature_size is None:
+            raise InputError(path, "no scorer weights (scorer.fc1.weight) in this checkpoint")
+        config = ModelConfig(feature_size, cross_clip=4, vitblock_num=0, aux="none")
+        sd, kind = {k: v for k, v in sd.items() if kind == "scorer" or k.startswith("scorer.")}, "scorer"
+    try:
+        model = FRDUVAD(config)
+    except ValueError as e:
+        raise InputError(where, str(e)) from None
+    load_into(model, sd, kind, path)
+    return model.to(device).eval()
 
 
-def check_size(scorer: Scorer, ckpt: str, source) -> None:
-    if source.feature_size != scorer.fc1.in_features:
-        raise InputError(ckpt, f"checkpoint for feature size {scorer.fc1.in_features}, but {source.path} has "
-                               f"features of size {source.feature_size}")
+def check_size(model: FRDUVAD, ckpt: str, source) -> None:
+    size = model.config.feature_size
+    if source.feature_size != size:
+        raise InputError(ckpt, f"checkpoint for feature size {size}, but {source.path} has features of size "
+                               f"{source.feature_size}")
 
 
-def print_metrics(metrics: dict, n_snippets: int, ckpt: str) -> None:
-    print(f"checkpoint {ckpt}: {n_snippets} test snippets, {16 * n_snippets} frames")
-    for key, name in METRICS:
+def print_metrics(metrics: dict, n_snippets: int, ckpt: str, first: str = "auc_all") -> None:
+    """Every metric present, the ``first`` one (a METRICS key, the --select_metric one) on top."""
+    print(f"checkpoint {ckpt}: {n_snippets} test snippets, {FRAMES_PER_SNIPPET * n_snippets} frames")
+    for key, name in sorted(METRICS, key=lambda metric: metric[0] != first):
         if key in metrics:
             print(f"  {name:<32} {metrics[key]:.4f}")
 
@@ -82,37 +96,38 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.dataset_name != "synthetic" and not Path(cfg.ckpt_path).is_file():
         raise InputError(cfg.ckpt_path, f"checkpoint file not found ({REAL_FILES_HINT})")
     device = resolve_device(cfg.device)
-    scorer = load_scorer(cfg.ckpt_path, device)
+    model = load_model(cfg.ckpt_path, device)
     explicit = explicit_settings(argv, extra=extra_parser())
-    size = scorer.fc1.in_features  # the checkpoint decides; a feature size the user gives must agree
+    size = model.config.feature_size  # the checkpoint decides; a feature size the user gives must agree
     if "feature_size" in explicit and cfg.feature_size != size:
         raise InputError(cfg.ckpt_path, f"checkpoint for feature size {size}, but --feature_size {cfg.feature_size}")
     cfg = prepare(dataclasses.replace(cfg, feature_size=size), {*explicit, "feature_size"})
 
     if cfg.compile:
-        scorer.compile()
+        model.scorer.compile()
 
     def score(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, cfg.amp):
-            return scorer(x).squeeze(-1)
+            return model.score(x)
 
     if extra.split == "train":
         if not (extra.save_pseudo_labels or extra.scores_out):
             raise InputError("--split train", "say where to write: --save_pseudo_labels FILE and/or --scores_out FILE")
         train = open_train(cfg, check_size=False)
-        check_size(scorer, cfg.ckpt_path, train)
+        check_size(model, cfg.ckpt_path, train)
         scores = score_snippets(score, train, batch_size=cfg.eval_batch_size, device=device)
         if extra.scores_out:
             save_npy(extra.scores_out, scores)
         if extra.save_pseudo_labels:
-            labels = (scores >= 0.5).astype(np.uint8)
+            labels = (scores >= cfg.label_threshold).astype(np.uint8)
             save_npy(extra.save_pseudo_labels, labels)
             print(f"{int(labels.sum())}/{len(labels)} training snippets labelled anomalous -> {extra.save_pseudo_labels}")
         return
     test = open_test(cfg, check_size=False)
-    check_size(scorer, cfg.ckpt_path, test.source)
-    metrics, scores = evaluate_test(score, test, cfg.eval_batch_size, device)
-    print_metrics(metrics, test.n_snippets, cfg.ckpt_path)
+    check_size(model, cfg.ckpt_path, test.source)
+    scores = score_snippets(score, test.source, test.rows, cfg.eval_batch_size, device)
+    metrics = frame_metrics(scores, test.labels, test.ranges)
+    print_metrics(metrics, test.n_snippets, cfg.ckpt_path, SELECT_METRICS[cfg.select_metric][0])
     if extra.metrics_out:
         save_json(extra.metrics_out, {"checkpoint": cfg.ckpt_path, "test_features": test.source.path, **metrics})
     if extra.scores_out:
@@ -121,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         from utils.plots import plot_roc, plot_videos
         plot_roc(scores, test.labels, Path(extra.plot) / "roc.png", title=Path(cfg.ckpt_path).name)
         if test.ranges is not None:
-            plot_videos(scores, test.labels, test.ranges, Path(extra.plot), getattr(test.source, "video_names", None))
+            plot_videos(scores, test.labels, test.ranges, Path(extra.plot), getattr(test.source, "video_names", None),
+                        cfg.label_threshold)
         print(f"plots -> {extra.plot}")
 
 

@@ -7,6 +7,7 @@ rest of training (no dropout, no disruption after the first snapshot); that is t
 ``--keep_train_mode True`` returns to train mode after each evaluation instead.
 """
 import copy
+import dataclasses
 import glob
 import json
 import os
@@ -27,16 +28,16 @@ from tqdm import tqdm
 from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
 from dataset.windows import make_loader
-from evaluate import score_snippets
-from model.frd import FRDUVAD
-from utils.checkpoint import save_checkpoint
-from utils.config import Config
+from model.frd import FRDUVAD, BatchStatistics, StepOutput
+from scoring import score_snippets
+from utils.checkpoint import model_settings, remove_checkpoint, save_checkpoint
+from utils.config import SELECT_METRICS, Config
 from utils.device import autocast
-from utils.distributed import (Distributed, broadcast_object, gather_objects, gather_rows, is_distributed,
-                               sum_floats)
+from utils.distributed import (Distributed, GlobalBatchStatistics, batch_share, broadcast_object, gather_objects,
+                               is_distributed, sum_floats)
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
-from utils.metrics import evaluate
+from utils.metrics import frame_metrics, precision_recall
 
 RESUME_FILE = "resume.pt"
 
@@ -70,7 +71,11 @@ def sigint_held(drop: bool = False) -> Iterator[None]:
 
 @dataclass
 class Progress:
-    """Where training stands; saved with every snapshot so that ``--resume`` continues exactly."""
+    """Where training stands; saved with every snapshot so that ``--resume`` continues exactly.
+
+    ``best_auc``: the best value of the ``--select_metric`` metric (AUC by default); the field keeps its name so
+    that earlier resume.pt files load.
+    """
 
     iteration: int = 0
     epoch: int = 0
@@ -117,8 +122,8 @@ class Interval:
         result = {name: sums[name] / max(steps, 1) for name in self.LOSSES}
         result.update({name: int(sums[name]) for name in self.LABELS}, labels_total=int(labels_total))
         if self.truth is not None:
-            result["pseudo_precision"] = sums["hits"] / max(sums["pseudo_labels"], 1.0)
-            result["pseudo_recall"] = sums["hits"] / max(sums["true"], 1.0)
+            quality = precision_recall(sums["hits"], sums["pseudo_labels"], sums["true"])
+            result.update(pseudo_precision=quality["precision"], pseudo_recall=quality["recall"])
         return result
 
     def mean_loss(self) -> float:
@@ -191,21 +196,37 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def global_batch_means(out: StepOutput, model: FRDUVAD) -> StepOutput:
+    """Under torchrun: this process's batch means Lre and Ls (and the loss) weighted by its share of the global
+    batch, so that DDP's average of the gradients is the global batch's also when the processes' batches differ in
+    size; ``out`` itself in one process."""
+    share = batch_share(out.scores.shape[0], out.Lre)
+    if share is None:
+        return out
+    Lre, Ls = out.Lre * share, out.Ls * share
+    return dataclasses.replace(out, loss=model.loss(Lre, out.Ldi, Ls), Lre=Lre, Ls=Ls)
+
+
 class Trainer:
-    """Owns the optimiser, the loader and the output folder of one run."""
+    """Owns the optimiser, the loader and the output folder of one run.
+
+    Under torchrun the trained parts' gradients are averaged by DDP (the frozen parts are left out), the model's
+    batch statistics and bank are those of the global batch (``GlobalBatchStatistics``), and rank 0 writes the files.
+    """
 
     def __init__(self, cfg: Config, model: FRDUVAD, train: FeatureSource, test: TestSet, device: torch.device,
                  out_dir: Path, aux_labels: np.ndarray | None = None, truth: np.ndarray | None = None,
                  dist: Distributed = Distributed()) -> None:
         self.cfg, self.model, self.test, self.device, self.out_dir = cfg, model, test, device, Path(out_dir)
         self.dist = dist
-        # Under torchrun the trained parts' gradients are averaged by DDP (the frozen parts are left out).
         self.net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
                                            forward_sync_buffers=False) if is_distributed() else model
+        self.statistics = GlobalBatchStatistics() if is_distributed() else BatchStatistics()
+        self.settings = model_settings(model.config, train.n_crops)  # beside every checkpoint, as <name>.yaml
         self.aux_labels = None if aux_labels is None else torch.from_numpy(aux_labels.astype(np.float32)).to(device)
         self.truth = None if truth is None else torch.from_numpy(truth.astype(np.float32)).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95))
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.adamw_beta1, cfg.adamw_beta2))
         self.loader = make_loader(train, cfg.cross_clip, cfg.max_seqlen, cfg.seed, cfg.within_video,
                                   cfg.num_workers, pin_memory=device.type == "cuda", rank=dist.rank,
                                   world_size=dist.world_size)
@@ -238,12 +259,13 @@ class Trainer:
         aux = None if self.aux_labels is None else self.aux_labels[rows]
         try:
             with autocast(self.device, self.cfg.amp):
-                out = self.net(x, aux, self.bank_rng)
+                out = self.net(x, aux, self.bank_rng, self.statistics)
         except RuntimeError:  # the BCE refuses NaN scores
             if all(torch.isfinite(p).all() for p in self.model.parameters()):
                 raise
             raise TrainingError(f"non-finite loss at iteration {self.progress.iteration}: the weights hold NaN or "
                                 f"Inf; the last good checkpoints in {self.out_dir} are kept") from None
+        out = global_batch_means(out, self.model)
         self.interval.add(out, rows)
         if self.device.type == "cpu":  # free here; on a GPU it waits for the step, so it runs every 10 steps
             self.check_finite()
@@ -266,65 +288,73 @@ class Trainer:
                                 f"checkpoints in {self.out_dir} are kept")
 
     def evaluate(self) -> dict:
-        """Test metrics; the release's eval-mode quirk unless ``--keep_train_mode``; checkpoints and logs.
-
-        Under torchrun every process takes part (mode switch, log sums, random states, a share of the test
-        snippets to score) and rank 0 computes the metrics and writes the files. A Ctrl-C while scoring changes
-        nothing (the evaluation is redone on resume); the records and files are written whole.
-        """
+        """The record of this evaluation, the same on every process: the test metrics of the model in eval mode
+        (each process scores its share of the test snippets, rank 0 computes the metrics), the mean losses and
+        label counts since the last evaluation, the bank's size. Changes nothing: a Ctrl-C here loses nothing."""
         self.check_finite()
         was_training = self.model.training
         self.model.eval()
-        p, record = self.progress, None
         try:
             summary = self.interval.summary()
-            rows = np.array_split(self.test.rows, self.dist.world_size)[self.dist.rank]  # each process its share
             with autocast(self.device, self.cfg.amp):
-                part = score_snippets(self.model.score, self.test.source, rows, self.cfg.eval_batch_size,
-                                      self.device)
-            scores = gather_rows(torch.from_numpy(part).to(self.device)).cpu().numpy() if is_distributed() else part
-            if self.dist.is_main:
-                metrics = evaluate(scores, self.test.labels, self.test.ranges)
-                record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
-                          "bank_size": len(self.model.bank)}
-            record = broadcast_object(record)
-        except KeyboardInterrupt:
+                scores = score_snippets(self.model.score, self.test.source, self.test.rows, self.cfg.eval_batch_size,
+                                        self.device, sharded=True)
+        finally:
             self.model.train(was_training)
-            raise
-        with sigint_held():
-            self.commit_evaluation(record, was_training)
-        return record
-
-    def commit_evaluation(self, record: dict, was_training: bool) -> None:
-        """History, best checkpoint, last.pkl, metrics.jsonl, result.txt and resume.pt of the evaluation ``record``."""
-        p = self.progress
-        self.interval = Interval(self.truth)
-        if self.cfg.keep_train_mode and was_training:
-            self.model.train()
-        p.history.append({k: v for k, v in record.items() if k != "per_video_auc"})
-        previous, improved = p.best_file, record["auc_all"] > p.best_auc
-        if improved:
-            p.best_auc, p.best_iteration = float(record["auc_all"]), p.iteration
-            p.best_file = f"best_ckpt_{p.best_auc:.4f}.pkl"
-        rng = gather_objects(rng_state())
+        record, p = None, self.progress
         if self.dist.is_main:
-            state = self.model.state_dict()
-            if improved:
-                save_checkpoint(self.out_dir / p.best_file, state)
-                if previous and previous != p.best_file:
-                    (self.out_dir / previous).unlink(missing_ok=True)
-            save_checkpoint(self.out_dir / "last.pkl", state)
+            metrics = frame_metrics(scores, self.test.labels, self.test.ranges)
+            record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
+                      "bank_size": len(self.model.bank)}
+        return broadcast_object(record)
+
+    def commit_evaluation(self, record: dict) -> None:
+        """Keep the evaluation ``record``, whole (a Ctrl-C takes effect after it): a new interval, the release's
+        eval mode from now on (unless ``--keep_train_mode``), the checkpoints, the logs and resume.pt."""
+        with sigint_held():
+            self.interval = Interval(self.truth)
+            if not self.cfg.keep_train_mode:
+                self.model.eval()
+            self.checkpoint(record)
+            self.log(record)
+            rng = gather_objects(rng_state())
+            if self.dist.is_main:
+                self.save_resume(rng)
+            self.boundary = self.snapshot()
+
+    def checkpoint(self, record: dict) -> None:
+        """``best_ckpt_<value>.pkl`` when ``record`` is the best so far (replacing the previous best) and
+        ``last.pkl``, each with its settings (``<name>.yaml``) beside it; rank 0 writes them."""
+        p = self.progress
+        key = SELECT_METRICS[self.cfg.select_metric][0]
+        previous, improved = p.best_file, record[key] > p.best_auc
+        if improved:
+            p.best_auc, p.best_iteration = float(record[key]), p.iteration
+            p.best_file = f"best_ckpt_{p.best_auc:.4f}.pkl"
+        if not self.dist.is_main:
+            return
+        state = self.model.state_dict()
+        if improved:
+            save_checkpoint(self.out_dir / p.best_file, state, self.settings)
+            if previous and previous != p.best_file:
+                remove_checkpoint(self.out_dir / previous)
+        save_checkpoint(self.out_dir / "last.pkl", state, self.settings)
+
+    def log(self, record: dict) -> None:
+        """``record`` into the history, metrics.jsonl and result.txt; rank 0 writes the files."""
+        self.progress.history.append({k: v for k, v in record.items() if k != "per_video_auc"})
+        if self.dist.is_main:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             save_text(self.out_dir / "result.txt", self.result_text())
-            self.save_resume(rng)
-        self.boundary = self.snapshot()
 
     def result_text(self) -> str:
         p = self.progress
         lines = [f"iteration {h['iteration']}\tepoch {h['epoch']}\tAUC {h['auc_all']:.4f}\tAUC_abn {h['auc_abn']:.4f}"
                  f"\tFAR {h['far_all']:.4f}\tAP {h['ap']:.4f}" for h in p.history]
-        return "\n".join(lines + [f"best AUC {p.best_auc:.4f} at iteration {p.best_iteration} ({p.best_file})"]) + "\n"
+        name = SELECT_METRICS[self.cfg.select_metric][1]
+        best = f"best {name} {p.best_auc:.4f} at iteration {p.best_iteration} ({p.best_file})"
+        return "\n".join(lines + [best]) + "\n"
 
     def save_resume(self, rng: list[dict]) -> None:
         """``rng``: every process's random states, in rank order."""
@@ -365,13 +395,15 @@ class Trainer:
         def due() -> bool:
             return p.iteration % self.cfg.snapshot == 0 or p.iteration == total
 
-        def show_evaluation(record: dict) -> float:
+        def evaluation() -> float:
+            record = self.evaluate()
+            self.commit_evaluation(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{record['auc_all']:.4f}")
             return record["auc_all"]
 
         try:
             if p.iteration and due() and (not p.history or p.history[-1]["iteration"] != p.iteration):
-                last_auc = show_evaluation(self.evaluate())  # a Ctrl-C cut this evaluation short
+                last_auc = evaluation()  # a Ctrl-C cut this evaluation short
             # An iterator draws the loader's seed from torch's random state (with persistent workers only the
             # first one); a state saved inside an epoch was taken after that draw, so it is not drawn again.
             redraw = p.batch_in_epoch > 0 or (self.loader.persistent_workers and p.epoch > 0)
@@ -384,14 +416,14 @@ class Trainer:
                     self.step(batch)
                     bar.update(1)
                     if due():
-                        last_auc = show_evaluation(self.evaluate())
+                        last_auc = evaluation()
                     elif p.iteration % 10 == 0:
                         self.check_finite()
                         bar.set_postfix(loss=f"{self.interval.mean_loss():.4f}", auc=f"{last_auc:.4f}")
                     if p.iteration >= total:
                         break
             if not p.history or p.history[-1]["iteration"] != p.iteration:
-                self.evaluate()
+                evaluation()
         except KeyboardInterrupt:
             raise Interrupted(self.keep_interrupted()) from None
         finally:

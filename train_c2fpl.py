@@ -9,6 +9,7 @@ a run stopped by Ctrl-C is continued by the next one with the same inputs and se
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +22,27 @@ from dataset import c2fpl
 from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
 from dataset.windows import make_loader
-from evaluate import evaluate_test
 from model.frd import init_weights
 from model.scorer import C2FPLClassifier
+from scoring import score_snippets
 from train import Interrupted, sigint_held
 from utils.checkpoint import save_checkpoint
-from utils.config import Config
+from utils.config import C2FPLRecipe, Config
 from utils.errors import InputError
 from utils.io import fingerprint, save_json, save_npy
+from utils.metrics import frame_metrics, precision_recall
 
 FILES = {"pseudo_labels": "c2fpl_pseudo_labels.npy", "video_labels": "c2fpl_video_labels.npy",
          "classifier": "UCFfinal.pkl", "summary": "c2fpl_summary.json"}
 PARTIAL = "c2fpl_partial.pt"
-BATCH_SIZE = 128
 
 
-def train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epochs: int = 20,
+def train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, recipe: C2FPLRecipe,
                      device: torch.device | str = "cpu", num_workers: int = 0, state: dict | None = None,
                      on_epoch: Callable[[dict], None] | None = None) -> C2FPLClassifier:
-    """The published recipe: BCE on per-snippet ``labels (N,)``, SGD 0.01 Nesterov momentum 0.9, weight decay
-    5e-4, MultiStepLR [15, 25] × 0.1, batch 128, shuffled snippets ``(128, C, D)``.
+    """BCE on per-snippet ``labels (N,)``, shuffled snippets ``(batch_size, C, D)``, trained as ``recipe`` says (the
+    defaults are the published recipe: SGD 0.01 Nesterov momentum 0.9, weight decay 5e-4, MultiStepLR [15, 25] × 0.1,
+    batch 128, 20 epochs).
 
     Seeded by ``seed`` on its own: the caller's random state is left as it was, so a run that builds the
     classifier and a run that reuses it train FRD-UVAD identically. ``on_epoch(state)`` gets the training state
@@ -49,24 +51,26 @@ def train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epoch
     device = torch.device(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return _train_classifier(source, labels, seed, epochs, device, num_workers, state, on_epoch)
+        return _train_classifier(source, labels, seed, recipe, device, num_workers, state, on_epoch)
 
 
-def _train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, epochs: int, device: torch.device,
+def _train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, recipe: C2FPLRecipe, device: torch.device,
                       num_workers: int, state: dict | None,
                       on_epoch: Callable[[dict], None] | None) -> C2FPLClassifier:
     model = C2FPLClassifier(source.feature_size)
     model.apply(init_weights)
     model.to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[15, 25], gamma=0.1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                                weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(recipe.milestones), gamma=recipe.gamma)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
         _set_rng(state["rng"], device)
     targets = torch.from_numpy(labels.astype(np.float32))
-    loader = make_loader(source, 1, BATCH_SIZE, seed, num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = make_loader(source, 1, recipe.batch_size, seed, num_workers=num_workers, pin_memory=device.type == "cuda")
+    epochs = recipe.epochs
     first = state["epoch"] if state is not None else 0
     with tqdm(total=epochs * len(loader), initial=first * len(loader), desc="C2FPL classifier", unit="batch",
               dynamic_ncols=True) as bar:
@@ -104,12 +108,6 @@ def _set_rng(rng: dict[str, torch.Tensor], device: torch.device) -> None:
         torch.cuda.set_rng_state(rng["cuda"], device)
 
 
-def precision_recall(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Of 0/1 ``predicted`` against 0/1 ``truth``, both (N,)."""
-    hit = float(np.sum((predicted == 1) & (truth == 1)))
-    return {"precision": hit / max(int(predicted.sum()), 1), "recall": hit / max(int(truth.sum()), 1)}
-
-
 def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: str | Path,
               device: torch.device) -> dict[str, Path]:
     """Pseudo labels and classifier for ``train`` into ``out_dir``: reused when already made from the same inputs,
@@ -119,7 +117,7 @@ def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: 
     out_dir = Path(out_dir)
     paths = {key: out_dir / name for key, name in FILES.items()}
     key = fingerprint(features_file=cfg.train_features, list_file=cfg.train_list, ranges_file=cfg.train_ranges,
-                      window=cfg.c2fpl_window, nu=cfg.c2fpl_nu, epochs=cfg.c2fpl_epochs, seed=cfg.seed,
+                      window=cfg.c2fpl_window, nu=cfg.c2fpl_nu, recipe=asdict(cfg.c2fpl_recipe), seed=cfg.seed,
                       sklearn=sklearn.__version__, shape=[train.n_snippets, train.n_crops, train.feature_size])
     if all(p.is_file() for p in paths.values()):
         if json.loads(paths["summary"].read_text()).get("fingerprint") == key:
@@ -157,19 +155,23 @@ def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: 
             save_checkpoint(partial_path, partial)
             kept = f"the pseudo labels and the classifier after epoch {training['epoch']}/{cfg.c2fpl_epochs}"
 
-        classifier = train_classifier(train, snippet_labels, cfg.seed, cfg.c2fpl_epochs, device, cfg.num_workers,
+        classifier = train_classifier(train, snippet_labels, cfg.seed, cfg.c2fpl_recipe, device, cfg.num_workers,
                                       partial["classifier"], keep)
         summary = {"fingerprint": key, "videos": len(video_labels), "anomalous_videos": int(video_labels.sum()),
                    "snippets": len(snippet_labels), "anomalous_snippets": int(snippet_labels.sum()),
                    "seconds_labels": partial["seconds_labels"], "seconds_classifier": partial["seconds_classifier"]}
         if cfg.train_truth:
             truth = np.load(cfg.train_truth)[: len(snippet_labels)]
-            summary["pseudo_labels_vs_truth"] = precision_recall(snippet_labels, truth)
+            hits = int(np.sum((snippet_labels == 1) & (truth == 1)))
+            summary["pseudo_labels_vs_truth"] = precision_recall(hits, int(snippet_labels.sum()), int(truth.sum()))
         if test is not None:
-            metrics, _ = evaluate_test(lambda x: classifier(x).squeeze(-1), test, cfg.eval_batch_size, device)
+            scores = score_snippets(lambda x: classifier(x).squeeze(-1), test.source, test.rows, cfg.eval_batch_size,
+                                    device)
+            metrics = frame_metrics(scores, test.labels, test.ranges)
             summary["classifier_test"] = {k: v for k, v in metrics.items() if k != "per_video_auc"}
         with sigint_held():
-            save_checkpoint(paths["classifier"], classifier.cpu().state_dict())
+            save_checkpoint(paths["classifier"], classifier.cpu().state_dict(),
+                            {"feature_size": train.feature_size, "crops": train.n_crops})
             save_json(paths["summary"], summary)
             partial_path.unlink()
     except KeyboardInterrupt:

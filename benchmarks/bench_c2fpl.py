@@ -18,6 +18,7 @@ import numpy as np
 
 from dataset.c2fpl import (best_window_start, coarse_video_labels, fine_snippet_labels, normal_density,
                            snippet_norms, video_statistics)
+from utils.ranges import ranges_from_lengths
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTHS = ROOT / "dataset" / "ucf_train_lengths.npy"
@@ -27,8 +28,7 @@ SHARED_RANGES = ROOT.parent / "shared" / "data" / "ucf_crime_train_ranges.npy"
 def ucf_ranges() -> np.ndarray:
     """(1609, 2) [from, to) ranges of the UCF-Crime training videos."""
     lengths = np.load(LENGTHS) if LENGTHS.exists() else np.diff(np.load(SHARED_RANGES), axis=1)[:, 0]
-    stops = np.cumsum(lengths.astype(np.int64))
-    return np.stack([stops - lengths, stops], axis=1)
+    return ranges_from_lengths(lengths)
 
 
 def write_features(path: Path, ranges: np.ndarray, n_crops: int, feature_size: int, seed: int,

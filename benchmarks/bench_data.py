@@ -6,7 +6,7 @@ into a temporary folder, then times the paper batch (320 samples × cross_clip 4
 the page cache with ``posix_fadvise(DONTNEED)`` before every pass) and warm (file read
 once beforehand, repeated passes). Prints a Markdown table; deletes the file at the end.
 
-    python benchmarks/bench_data.py [--dir /big/tmp] [--snippets 50000]
+    python -m benchmarks.bench_data [--dir /big/tmp] [--snippets 50000]
 """
 import argparse
 import gc
@@ -16,7 +16,6 @@ import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,10 +24,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dataset.features import ConcatFeatures  # noqa: E402
-from dataset.windows import ShuffledBatchSampler, gather_windows, make_loader  # noqa: E402
+from dataset.features import ConcatFeatures
+from dataset.windows import ShuffledBatchSampler, gather_windows, make_loader
 
 MB = 2**20
 

@@ -2,14 +2,13 @@
 
 The release's rate for comparison (2 cores, torch 2.13 CPU): 9.5 k snippets/s at 512, 3.4 k at 2048.
 
-    python benchmarks/bench_eval.py                         # 20,000 snippets at 512 and at 2048
-    python benchmarks/bench_eval.py --snippets 69355 --sizes 2048    # UCF-Crime's test set size (5.7 GB)
+    python -m benchmarks.bench_eval                         # 20,000 snippets at 512 and at 2048
+    python -m benchmarks.bench_eval --snippets 69355 --sizes 2048    # UCF-Crime's test set size (5.7 GB)
 The random test file is written into a temporary folder and deleted afterwards. Frame labels are 16 per
 snippet; the metrics include the per-video ones (``--videos`` equal videos, 290 like UCF-Crime's test set).
 """
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from dataset.features import ConcatFeatures  # noqa: E402
-from evaluate import score_snippets  # noqa: E402
-from model.scorer import Scorer  # noqa: E402
-from utils.metrics import evaluate  # noqa: E402
+from dataset.features import ConcatFeatures
+from model.scorer import Scorer
+from scoring import score_snippets
+from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
 
 
 def write_features(path: Path, n: int, feature_size: int, crops: int = 10, chunk: int = 4096) -> None:
@@ -50,7 +47,7 @@ def main() -> None:
             write_features(path, args.snippets, size)
             source = ConcatFeatures(path)
             scorer = Scorer(size).eval()
-            gt = (np.random.default_rng(1).random(16 * args.snippets) < 0.1).astype(np.float64)
+            gt = (np.random.default_rng(1).random(FRAMES_PER_SNIPPET * args.snippets) < 0.1).astype(np.float64)
             bounds = np.linspace(0, args.snippets, args.videos + 1).astype(np.int64)
             ranges = np.stack([bounds[:-1], bounds[1:]], axis=1)
 
@@ -63,7 +60,7 @@ def main() -> None:
                 scores = score_snippets(score, source, batch_size=args.batch)
                 times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            evaluate(scores, gt, ranges)
+            frame_metrics(scores, gt, ranges)
             metrics_s = time.perf_counter() - start
             seconds = statistics.median(times)
             print(f"| {size} | {args.snippets} | {path.stat().st_size / 1e9:.2f} | {args.snippets / seconds:,.0f} | "

@@ -4,8 +4,8 @@ The release's row for comparison (2 cores, 24 GB, torch 2.13 CPU, random batch, 
 cross_clip 4, 8 blocks, LAB off, 10 crops): 512/320 → 33.2 samples/s, 9.11 GB; 2048/32 → 12.0
 samples/s, 3.16 GB; 2048/320 does not fit in 24 GB.
 
-    python benchmarks/bench_train.py                       # 512/320, 2048/320 (checkpointed), 2048/32
-    python benchmarks/bench_train.py --configs 512x320 --steps 5
+    python -m benchmarks.bench_train                       # 512/320, 2048/320 (checkpointed), 2048/32
+    python -m benchmarks.bench_train --configs 512x320 --steps 5
 Each configuration runs in its own process, so each peak RSS is its own.
 """
 import argparse
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from model.frd import FRDUVAD  # noqa: E402
+from model.frd import FRDUVAD, ModelConfig
 
+ROOT = Path(__file__).resolve().parents[1]  # where each configuration's process runs
 CROPS, CROSS_CLIP, BLOCKS, TOKENS = 10, 4, 8, 16
 
 
@@ -54,8 +53,8 @@ def matmul_peak_gflops(n: int = 4096, repeats: int = 3) -> float:
 
 def measure(feature_size: int, batch: int, steps: int, checkpoint_blocks: bool) -> dict:
     torch.manual_seed(0)
-    model = FRDUVAD(feature_size, CROSS_CLIP, BLOCKS, lab=False, max_seqlen=batch, aux="c2fpl",
-                    checkpoint_blocks=checkpoint_blocks).train()
+    model = FRDUVAD(ModelConfig(feature_size, CROSS_CLIP, BLOCKS, aux="c2fpl",
+                                checkpoint_blocks=checkpoint_blocks)).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, betas=(0.9, 0.95))
     x = torch.rand(batch, CROPS, CROSS_CLIP, feature_size)
     times = []
@@ -91,8 +90,8 @@ def main() -> None:
     print("| feature size | batch | checkpointing | s/step | samples/s | peak RSS (GB) | GFLOP/s | of matmul peak |")
     print("|---|---|---|---|---|---|---|---|")
     for config in args.configs:
-        done = subprocess.run([sys.executable, __file__, "--one", config, "--steps", str(args.steps)],
-                              capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--one", config, "--steps",
+                               str(args.steps)], cwd=ROOT, capture_output=True, text=True)
         if done.returncode:
             print(f"| {config} | failed: {done.stderr.strip().splitlines()[-1]} |")
             continue

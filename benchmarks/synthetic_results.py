@@ -7,7 +7,7 @@ Runs, on the default synthetic dataset and configs/synthetic.yaml:
   4. ``main.py --aux c2fpl`` (the default job);
 then prints one Markdown table. About ten minutes on two CPU cores.
 
-    python benchmarks/synthetic_results.py --out runs/synthetic_results
+    python -m benchmarks.synthetic_results --out runs/synthetic_results
 """
 import argparse
 import json
@@ -15,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from dataset.synthetic import norm_score_auc  # noqa: E402
+from dataset.prepare import synthetic_dir
+from dataset.synthetic import norm_score_auc
+from utils.config import parse_config
+
+ROOT = Path(__file__).resolve().parents[1]  # where the runs run
 
 
 def run(*argv: str) -> None:
@@ -39,11 +41,12 @@ def main() -> None:
     run("run_test.py", "--ckpt_path", str(out / "none" / "last.pkl"), "--split", "train",
         "--save_pseudo_labels", str(labels))
     run("main.py", "--aux", "frd", "--aux_labels", str(labels), "--output_dir", str(out / "frd"))
-    run("main.py", "--aux", "c2fpl", "--output_dir", str(out / "c2fpl"))
-    summary = json.loads((ROOT / "ckpt" / "synthetic" / "c2fpl" / "c2fpl_summary.json").read_text())
+    run("main.py", "--aux", "c2fpl", "--output_dir", str(out / "c2fpl"), "--c2fpl_dir", str(out / "c2fpl_stage"))
+    summary = json.loads((out / "c2fpl_stage" / "c2fpl_summary.json").read_text())
+    norm_auc = norm_score_auc(ROOT / synthetic_dir(parse_config([])))
     print("| method | best AUC (test-selected) | last AUC | last AUC_abn | last AP |")
     print("|---|---|---|---|---|")
-    print(f"| feature norm (crop-averaged squared L2) | | {norm_score_auc(ROOT / 'data' / 'synthetic'):.4f} | | |")
+    print(f"| feature norm (crop-averaged squared L2) | | {norm_auc:.4f} | | |")
     c2 = summary["classifier_test"]
     print(f"| C2FPL classifier alone | | {c2['auc_all']:.4f} | {c2['auc_abn']:.4f} | {c2['ap']:.4f} |")
     for aux in ("none", "frd", "c2fpl"):

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from dataset.features import FeatureSource
 from utils.errors import InputError
+from utils.ranges import check_ranges
 
 MIXTURE = dict(n_components=2, covariance_type="spherical", max_iter=150)
 OUTLIER_PERCENTILE = 3.0
@@ -48,31 +49,8 @@ def snippet_norms(features: "np.ndarray | FeatureSource", chunk_rows: int = 4096
     return norms
 
 
-def check_ranges(ranges: np.ndarray, n_snippets: int, where: object = "ranges") -> np.ndarray:
-    """Validate (V, 2) [from, to) ranges: integers, start at 0, contiguous, T >= 1, end <= N; returns int64."""
-    ranges = np.asarray(ranges)
-    if ranges.ndim != 2 or ranges.shape[1] != 2 or len(ranges) == 0:
-        raise InputError(where, f"ranges must be a non-empty (V, 2) array, got shape {ranges.shape}")
-    if not np.issubdtype(ranges.dtype, np.integer):
-        raise InputError(where, f"ranges must be integers, got dtype {ranges.dtype}")
-    ranges = ranges.astype(np.int64)
-    if ranges[0, 0] != 0:
-        raise InputError(where, f"ranges must start at snippet 0, the first starts at {ranges[0, 0]}")
-    gaps = np.flatnonzero(ranges[1:, 0] != ranges[:-1, 1])
-    if len(gaps):
-        v = gaps[0] + 1
-        raise InputError(where, f"ranges are not contiguous: video {v} starts at {ranges[v, 0]}, "
-                                f"video {v - 1} ends at {ranges[v - 1, 1]}")
-    empty = np.flatnonzero(ranges[:, 1] <= ranges[:, 0])
-    if len(empty):
-        raise InputError(where, f"video {empty[0]} has no snippets: range {ranges[empty[0]].tolist()}")
-    if ranges[-1, 1] > n_snippets:
-        raise InputError(where, f"ranges run to snippet {ranges[-1, 1]} but the features hold {n_snippets}")
-    return ranges
-
-
 def video_statistics(norms: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """(N,) norms, (V, 2) ranges checked by ``check_ranges`` -> (V, 2) float64 [mean, unbiased var] per video.
+    """(N,) norms, (V, 2) contiguous ranges (``check_ranges``) -> (V, 2) float64 [mean, unbiased var] per video.
 
     A single-snippet video has variance 0 (ddof=1 would make it NaN and break the mixture).
     """
@@ -175,8 +153,8 @@ def fine_snippet_labels(norms: np.ndarray, ranges: np.ndarray, video_labels: np.
     return labels
 
 
-def pseudo_labels(features: "np.ndarray | FeatureSource", ranges: np.ndarray, window_fraction: float = 0.2, nu: float = 1.0,
-                  *, ranges_path: str | os.PathLike | None = None,
+def pseudo_labels(features: "np.ndarray | FeatureSource", ranges: np.ndarray, window_fraction: float = 0.2,
+                  nu: float = 1.0, *, ranges_path: str | os.PathLike | None = None,
                   features_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, D) features, (V, 2) ranges -> ((V,) int64 video labels, (N,) uint8 snippet labels).
 
@@ -192,7 +170,7 @@ def pseudo_labels(features: "np.ndarray | FeatureSource", ranges: np.ndarray, wi
         n_snippets = len(features)
     else:
         raise InputError(features_path or "features", f"expected (N, C, D) or (N, D), got shape {features.shape}")
-    ranges = check_ranges(ranges, n_snippets, ranges_path or "ranges")
+    ranges = check_ranges(ranges_path or "ranges", ranges, n_snippets, contiguous=True)
     norms = snippet_norms(features)
     bad = np.flatnonzero(~np.isfinite(norms))
     if len(bad):

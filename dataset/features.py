@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import InputError
-from utils.ranges import check_ranges
+from utils.ranges import check_ranges, ranges_from_lengths
 
 CROP_FILE = re.compile(r"^(?P<video>.+)__(?P<crop>\d+)\.npy$")
 
@@ -183,9 +183,8 @@ class PerVideoFeatures(FeatureSource):
             self.video_files.append([f for f, _ in files])
             self.video_names.append(name)
             lengths.append(t)
-        ends = np.cumsum(lengths, dtype=np.int64)
-        self.ranges = np.stack([ends - lengths, ends], axis=1)
-        self.n_snippets = int(ends[-1])
+        self.ranges = ranges_from_lengths(lengths)
+        self.n_snippets = int(self.ranges[-1, 1])
         self._maps: dict[str, np.ndarray] = {}
 
     def _read_list(self) -> list[tuple[str, list[tuple[str, int]]]]:

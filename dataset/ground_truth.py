@@ -12,8 +12,9 @@ import numpy as np
 
 from dataset.features import FeatureSource, open_features, read_npy, video_key
 from utils.errors import InputError
+from utils.metrics import FRAMES_PER_SNIPPET
+from utils.ranges import ranges_from_lengths
 
-FRAMES_PER_SNIPPET = 16
 POLICIES = ("error", "truncate")
 UCF_TEST_FRAMES = {1_114_144: "RTFM's, 69,634 snippets", 1_109_680: "DeepMIL's, 69,355 snippets"}
 
@@ -67,7 +68,7 @@ def _check_labels(path: str, labels: np.ndarray, what: str = "", n_snippets: int
         expected = "" if n_snippets is None else (f"; the {n_snippets} feature snippets need "
                                                   f"{FRAMES_PER_SNIPPET * n_snippets} frame labels")
         raise InputError(path, f"{len(labels)} frame labels{what} is not a multiple of {FRAMES_PER_SNIPPET} "
-                               f"(16 frames per snippet){expected}")
+                               f"({FRAMES_PER_SNIPPET} frames per snippet){expected}")
     return labels.astype(np.float64)
 
 
@@ -115,11 +116,6 @@ def _mismatch(path: str, n_gt: int, n_snippets: int) -> InputError:
     return InputError(path, message + "; or use --gt_mismatch truncate")
 
 
-def _video_ranges(lengths: np.ndarray) -> np.ndarray:
-    ends = np.cumsum(lengths, dtype=np.int64)
-    return np.stack([ends - lengths, ends], axis=1)
-
-
 def _cut_ranges(ranges: np.ndarray, n: int) -> np.ndarray:
     """``ranges`` cut at snippet ``n``; videos that start at or after ``n`` are dropped."""
     kept = ranges[ranges[:, 0] < n]
@@ -155,9 +151,9 @@ def load_frame_gt(path: str, n_snippets: int, policy: str = "error", video_names
         raise _mismatch(path, n_gt, n_snippets)
     n = min(n_gt, n_snippets)
     if lengths is not None:
-        ranges = _cut_ranges(_video_ranges(lengths), n)
+        ranges = _cut_ranges(ranges_from_lengths(lengths), n)
     elif per_video is not None:
-        ranges = _cut_ranges(_video_ranges(np.array([len(v) // FRAMES_PER_SNIPPET for v in per_video])), n)
+        ranges = _cut_ranges(ranges_from_lengths(np.array([len(v) // FRAMES_PER_SNIPPET for v in per_video])), n)
     else:
         ranges = None
     return FrameGroundTruth(labels[:FRAMES_PER_SNIPPET * n], n, np.arange(n, dtype=np.int64), ranges)
@@ -172,10 +168,10 @@ def _align_per_video(path: str, per_video: list[np.ndarray], lengths: np.ndarray
                                f"{lengths[v]} feature snippets ({bad.size} videos differ); "
                                f"or use --gt_mismatch truncate")
     used = np.minimum(n_gt, lengths)
-    starts = _video_ranges(lengths)[:, 0]
+    starts = ranges_from_lengths(lengths)[:, 0]
     rows = np.concatenate([np.arange(s, s + n, dtype=np.int64) for s, n in zip(starts, used)])
     labels = np.concatenate([v[:FRAMES_PER_SNIPPET * n] for v, n in zip(per_video, used)])
-    ranges = _video_ranges(used)
+    ranges = ranges_from_lengths(used)
     return FrameGroundTruth(labels, int(used.sum()), rows, ranges[used > 0])
 
 

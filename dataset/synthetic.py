@@ -27,8 +27,11 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from dataset.c2fpl import snippet_norms
 from utils.errors import InputError
 from utils.io import atomic_path, save_json, save_npy
+from utils.metrics import FRAMES_PER_SNIPPET
+from utils.ranges import ranges_from_lengths
 
 FILES: dict[str, str] = {
     "train_features": "concat_UCF.npy",
@@ -40,7 +43,6 @@ FILES: dict[str, str] = {
 }
 MANIFEST = "synthetic.json"
 GENERATOR_VERSION = 3
-FRAMES_PER_SNIPPET = 16
 LENGTHS_PATH = Path(__file__).with_name("ucf_train_lengths.npy")
 ANOMALY_TYPES = ("appearance", "motion", "energy", "scene_mix", "burst")
 
@@ -290,13 +292,6 @@ def _frame_gt(videos: list[_Video]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _ranges(videos: list[_Video]) -> np.ndarray:
-    """(V, 2) int64 [from, to) snippet ranges."""
-    lengths = np.array([v.length for v in videos], dtype=np.int64)
-    ends = np.cumsum(lengths)
-    return np.stack([ends - lengths, ends], axis=1)
-
-
 def _write_features(
     path: Path, world: _World, videos: list[_Video], spec: SyntheticSpec, stream: int, bar: tqdm
 ) -> None:
@@ -326,8 +321,8 @@ def generate(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
     with tqdm(total=len(train) + len(test), desc="synthetic videos", unit="video", dynamic_ncols=True) as bar:
         _write_features(paths["train_features"], world, train, spec, stream=2, bar=bar)
         _write_features(paths["test_features"], world, test, spec, stream=3, bar=bar)
-    save_npy(paths["train_ranges"], _ranges(train))
-    save_npy(paths["test_ranges"], _ranges(test))
+    save_npy(paths["train_ranges"], ranges_from_lengths([v.length for v in train]))
+    save_npy(paths["test_ranges"], ranges_from_lengths([v.length for v in test]))
     save_npy(paths["test_gt"], _frame_gt(test))
     save_npy(paths["train_truth"], np.concatenate([_snippet_mask(v) for v in train]).astype(np.uint8))
     save_json(out_dir / MANIFEST, {
@@ -368,8 +363,8 @@ def ensure(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
     return generate(out_dir, spec)
 
 
-def norm_score_auc(out_dir: str | Path, chunk: int = 4096) -> float:
-    """Frame ROC AUC of the crop-averaged squared L2 norm ``mean_c sum_D x^2`` on the test set."""
+def norm_score_auc(out_dir: str | Path, chunk_rows: int = 4096) -> float:
+    """Frame ROC AUC on the test set of the crop-averaged squared L2 norm ``mean_c sum_D x^2`` (``snippet_norms``)."""
     features_path, gt_path = Path(out_dir) / FILES["test_features"], Path(out_dir) / FILES["test_gt"]
     for path in (features_path, gt_path):
         if not path.is_file():
@@ -379,9 +374,7 @@ def norm_score_auc(out_dir: str | Path, chunk: int = 4096) -> float:
     if features.ndim != 3:
         raise InputError(features_path, f"expected (N, C, D), got shape {features.shape}")
     if gt.shape != (FRAMES_PER_SNIPPET * features.shape[0],):
-        raise InputError(gt_path, f"shape {gt.shape} is not (16 x {features.shape[0]} test snippets,)")
-    norms = np.concatenate([
-        np.square(features[i:i + chunk], dtype=np.float64).sum(-1).mean(-1)
-        for i in range(0, features.shape[0], chunk)
-    ])
+        raise InputError(gt_path, f"shape {gt.shape} is not ({FRAMES_PER_SNIPPET} x {features.shape[0]} test "
+                                  "snippets,)")
+    norms = snippet_norms(features, chunk_rows)
     return float(roc_auc_score(gt, np.repeat(norms, FRAMES_PER_SNIPPET)))

@@ -30,7 +30,7 @@ class LatentAnomalyBank:
         """Append the samples of ``x (B, C, cc, D)`` selected by ``flags (B, cc)`` by the policy (old rows first);
         if over capacity, keep a uniformly random subset of exactly ``capacity`` rows (``torch.randperm``).
 
-        ``gather``: joins the selected rows of every process, in rank order (several processes).
+        ``gather``: the selected rows → those of the whole batch, in batch order (``BatchStatistics.gather``).
         """
         flags = flags.bool()
         keep = flags.any(dim=1) if self.policy == "wlab" else flags.all(dim=1)

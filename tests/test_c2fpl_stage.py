@@ -1,4 +1,5 @@
 """The C2FPL stage: its files, their reuse, and that they load into FRD-UVAD training."""
+import dataclasses
 import json
 import os
 
@@ -10,11 +11,12 @@ from sklearn.metrics import roc_auc_score
 import train_c2fpl
 from dataset.features import open_features
 from dataset.prepare import open_test, open_train, prepare
-from model.frd import FRDUVAD
+from model.frd import FRDUVAD, ModelConfig
 from train import Interrupted
-from utils.checkpoint import load_into, load_state_dict_file
-from utils.config import parse_config
+from utils.checkpoint import load_into, load_state_dict_file, read_settings
+from utils.config import Config, parse_config
 from utils.errors import InputError
+from utils.metrics import frame_metrics
 
 TINY = ["--synth_train_videos", "12", "--synth_test_videos", "6", "--synth_crops", "2", "--c2fpl_epochs", "2"]
 
@@ -39,24 +41,41 @@ def test_stage_writes_labels_classifier_and_summary(stage):
     assert summary["anomalous_videos"] == int(videos.sum())
     truth = np.load(cfg.train_truth)
     hit = np.sum((labels == 1) & (truth == 1))
-    assert summary["pseudo_labels_vs_truth"]["precision"] == pytest.approx(hit / max(labels.sum(), 1))
-    assert 0.0 <= summary["classifier_test"]["auc_all"] <= 1.0
+    assert 0 < hit < labels.sum() and hit < truth.sum()  # precision and recall are neither 0 nor 1 here
+    assert summary["pseudo_labels_vs_truth"] == pytest.approx({"precision": hit / labels.sum(),
+                                                               "recall": hit / truth.sum()})
+
+
+def test_summary_holds_the_classifiers_own_test_metrics(stage):
+    _, _, test, _, paths = stage
+    classifier = train_c2fpl.C2FPLClassifier(test.source.feature_size)
+    classifier.load_state_dict(torch.load(paths["classifier"], weights_only=True))
+    with torch.no_grad():
+        scores = classifier.eval()(torch.from_numpy(test.source.gather(test.rows))).squeeze(-1).numpy()
+    expected = frame_metrics(scores, test.labels, test.ranges)
+    reported = json.loads(paths["summary"].read_text())["classifier_test"]
+    assert {"auc_all", "auc_abn", "far_all", "ap"} <= reported.keys()
+    for key, value in reported.items():
+        assert value == pytest.approx(expected[key], abs=1e-6, nan_ok=True), key
 
 
 def test_stage_files_load_into_training(stage):
     cfg, train, _, _, paths = stage
-    model = FRDUVAD(cfg.feature_size, 4, 2, aux="c2fpl")
+    assert read_settings(paths["classifier"]) == {"feature_size": cfg.feature_size, "crops": train.n_crops}
+    model = FRDUVAD(ModelConfig(cfg.feature_size, 4, 2, aux="c2fpl"))
     assert load_into(model, load_state_dict_file(paths["classifier"])) == "c2fpl"
     x = torch.from_numpy(train.gather(np.arange(8)))
     expected = train_c2fpl.C2FPLClassifier(cfg.feature_size)
     expected.load_state_dict(torch.load(paths["classifier"], weights_only=True))
     torch.testing.assert_close(model.scorer_c2fpl(x), expected.eval()(x))
     labels = np.load(paths["pseudo_labels"])
-    with_labels = FRDUVAD(cfg.feature_size, 4, 2, aux="labels")
-    windows = torch.from_numpy(np.stack([np.arange(4) + i for i in range(3)]))
-    out = with_labels.training_step(torch.rand(3, 2, 4, cfg.feature_size),
-                                    torch.from_numpy(labels.astype(np.float32))[windows])
-    assert torch.isfinite(out.loss)
+    with_labels = FRDUVAD(ModelConfig(cfg.feature_size, 4, 2, aux="labels"))
+    first = max(int(np.argmax(labels == 1)) - 3, 0)  # windows across the first anomalous snippet: 0s and 1s
+    windows = torch.from_numpy(np.stack([np.arange(4) + first + i for i in range(3)]))
+    given = torch.from_numpy(labels.astype(np.float32))[windows]
+    assert 0 < given.sum() < given.numel()
+    out = with_labels.training_step(torch.rand(3, 2, 4, cfg.feature_size), given)
+    assert torch.equal(out.aux_labels, given) and torch.equal(out.pseudo_labels, out.recon_labels * given)
 
 
 def test_classifier_keys_are_the_release_layout(stage, parity_dir):
@@ -71,10 +90,12 @@ def test_stage_is_reused_for_the_same_inputs_and_redone_otherwise(stage):
     stamps = {k: os.stat(p).st_mtime_ns for k, p in paths.items()}
     train_c2fpl.run_stage(cfg, train, None, out, torch.device("cpu"))
     assert {k: os.stat(p).st_mtime_ns for k, p in paths.items()} == stamps
-    changed = parse_config([*TINY, "--c2fpl_window", "0.3"])
-    changed.train_features, changed.train_ranges = cfg.train_features, cfg.train_ranges
-    train_c2fpl.run_stage(changed, train, None, out, torch.device("cpu"))
-    assert os.stat(paths["summary"]).st_mtime_ns != stamps["summary"]
+    for flags in (["--c2fpl_lr", "0.02"], ["--c2fpl_milestones", "15"], ["--c2fpl_window", "0.3"]):
+        changed = parse_config([*TINY, *flags])
+        changed.train_features, changed.train_ranges = cfg.train_features, cfg.train_ranges
+        train_c2fpl.run_stage(changed, train, None, out, torch.device("cpu"))
+        assert os.stat(paths["summary"]).st_mtime_ns != stamps["summary"], flags
+        stamps["summary"] = os.stat(paths["summary"]).st_mtime_ns
 
 
 def test_interrupted_stage_continues_to_the_same_classifier(stage, tmp_path, monkeypatch):
@@ -82,7 +103,7 @@ def test_interrupted_stage_continues_to_the_same_classifier(stage, tmp_path, mon
     paths = train_c2fpl.run_stage(cfg, train, test, tmp_path / "uninterrupted", torch.device("cpu"))
     out = tmp_path / "out"
     real_step, calls = torch.optim.SGD.step, []
-    batches_per_epoch = -(-train.n_snippets // train_c2fpl.BATCH_SIZE)
+    batches_per_epoch = -(-train.n_snippets // cfg.c2fpl_batch_size)
 
     def step(self, *args, **kwargs):  # Ctrl-C in the middle of the second epoch
         calls.append(1)
@@ -133,7 +154,8 @@ def test_classifier_learns_separable_labels(tmp_path):
     x = rng.random((600, 2, 256), dtype=np.float32)
     x[labels == 1, :, :32] += 1.0
     np.save(tmp_path / "x.npy", x)
-    classifier = train_c2fpl.train_classifier(open_features(str(tmp_path / "x.npy")), labels, seed=0, epochs=20)
+    classifier = train_c2fpl.train_classifier(open_features(str(tmp_path / "x.npy")), labels, seed=0,
+                                              recipe=Config().c2fpl_recipe)
     with torch.no_grad():
         scores = classifier(torch.from_numpy(x)).squeeze(-1).numpy()
     assert roc_auc_score(labels, scores) > 0.9
@@ -143,5 +165,27 @@ def test_classifier_training_leaves_the_callers_random_state(stage):
     _, train, _, _, paths = stage
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    train_c2fpl.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, epochs=1)
+    recipe = dataclasses.replace(Config().c2fpl_recipe, epochs=1)
+    train_c2fpl.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, recipe=recipe)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_classifier_trains_with_the_configured_recipe(stage, monkeypatch):
+    _, train, _, _, paths = stage
+    cfg = parse_config(["--c2fpl_lr", "0.5", "--c2fpl_momentum", "0.25", "--c2fpl_nesterov", "False",
+                        "--c2fpl_weight_decay", "0.001", "--c2fpl_milestones", "1,3", "--c2fpl_gamma", "0.5",
+                        "--c2fpl_batch_size", "50", "--c2fpl_epochs", "2"])
+    real_step, steps, epochs = torch.optim.SGD.step, [], []
+
+    def step(self, *args, **kwargs):
+        steps.append(1)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    train_c2fpl.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, recipe=cfg.c2fpl_recipe,
+                                 on_epoch=epochs.append)
+    assert len(steps) == 2 * -(-train.n_snippets // 50) and [e["epoch"] for e in epochs] == [1, 2]
+    group = epochs[-1]["optimizer"]["param_groups"][0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.25, False, 0.001)
+    assert [e["optimizer"]["param_groups"][0]["lr"] for e in epochs] == pytest.approx([0.25, 0.25])
+    assert epochs[-1]["scheduler"]["gamma"] == 0.5 and sorted(epochs[-1]["scheduler"]["milestones"]) == [1, 3]

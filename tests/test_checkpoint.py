@@ -4,15 +4,16 @@ import json
 import pytest
 import torch
 
-from model.frd import FRDUVAD
+from model.frd import FRDUVAD, ModelConfig
 from model.scorer import C2FPLClassifier
-from utils.checkpoint import detect_kind, infer_config, load_into, load_state_dict_file, save_checkpoint
+from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, model_settings,
+                              read_settings, remove_checkpoint, save_checkpoint, settings_path)
 from utils.errors import InputError
 
 
 def fresh(seed: int, feature_size: int = 256, vb: int = 2) -> FRDUVAD:
     torch.manual_seed(seed)
-    return FRDUVAD(feature_size, 4, vb)
+    return FRDUVAD(ModelConfig(feature_size, 4, vb))
 
 
 def assert_same(a: dict, b: dict) -> None:
@@ -127,7 +128,7 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
 
 def test_saved_checkpoint_has_the_release_layout(parity_dir, tmp_path):
     layout = json.loads((parity_dir / "state_dict_layout_2048.json").read_text())["cross_clip=4,Vitblock_num=8"]
-    save_checkpoint(tmp_path / "ckpt.pkl", FRDUVAD(2048, 4, 8).state_dict())
+    save_checkpoint(tmp_path / "ckpt.pkl", FRDUVAD(ModelConfig(2048, 4, 8)).state_dict())
     sd = load_state_dict_file(tmp_path / "ckpt.pkl")
     assert {k: list(v.shape) for k, v in sd.items()} == layout
     assert list(sd) == list(layout)
@@ -140,3 +141,47 @@ def test_infer_config():
     assert infer_config(scorer_only) == {"feature_size": 256, "cross_clip": None, "vitblock_num": None}
     assert detect_kind(scorer_only) == "scorer"
     assert detect_kind(C2FPLClassifier(32).state_dict()) == "c2fpl"
+
+
+def test_settings_travel_with_the_checkpoint(tmp_path):
+    config = ModelConfig(512, cross_clip=2, vitblock_num=6, lab=True, aux="labels", bank_capacity=7)
+    settings = model_settings(config, crops=10, backbone="i3d_r50", preset="rtfm")
+    save_checkpoint(tmp_path / "last.pkl", {"w": torch.zeros(1)}, settings)
+    assert settings_path(tmp_path / "last.pkl") == tmp_path / "last.yaml"
+    assert (tmp_path / "last.yaml").read_text() == ("feature_size: 512\ncross_clip: 2\nVitblock_num: 6\ncrops: 10\n"
+                                                    "backbone: i3d_r50\npreset: rtfm\n")
+    read = read_settings(tmp_path / "last.pkl")
+    assert read == settings  # unknown keys come back as they are
+    assert model_config(read, "last.yaml") == ModelConfig(512, 2, 6, aux="none")
+    assert read_settings(tmp_path / "other.pkl") is None
+    remove_checkpoint(tmp_path / "last.pkl")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("feature_size: 256\ncross_clip: two\n", "cross_clip must be an integer >= 0, got 'two'"),
+    ("feature_size: -256\n", "feature_size must be an integer >= 0, got -256"),
+    ("crops: true\n", "crops must be an integer >= 0, got True"),
+    ("- 256\n", "expected a mapping of model settings (feature_size, cross_clip, Vitblock_num, crops)"),
+    ("feature_size: [256\n", "not readable YAML"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, text, problem):
+    (tmp_path / "m.yaml").write_text(text)
+    with pytest.raises(InputError) as info:
+        read_settings(tmp_path / "m.pkl")
+    assert str(info.value) == f"{tmp_path / 'm.yaml'}: {problem}"
+
+
+def test_failed_checkpoint_save_keeps_the_settings_consistent(tmp_path, monkeypatch):
+    settings = model_settings(ModelConfig(256, 4, 2), crops=2)
+    save_checkpoint(tmp_path / "last.pkl", fresh(0).state_dict(), settings)
+
+    def broken_save(obj, f):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "last.pkl", fresh(1).state_dict(), settings)
+    monkeypatch.undo()
+    assert read_settings(tmp_path / "last.pkl") == settings
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pkl", "last.yaml"]

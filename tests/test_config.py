@@ -8,7 +8,7 @@ import pytest
 
 import run_test
 from conftest import ROOT
-from utils.config import GROUPS, Config, build_parser, explicit_settings, parse_config, str2bool
+from utils.config import GROUPS, C2FPLRecipe, Config, build_parser, explicit_settings, parse_config, str2bool
 from utils.errors import InputError
 
 RELEASE_FLAGS = ("dataset_name", "feature_pretrain_model", "feature_modal", "cross_clip", "lab", "lab_type", "beta",
@@ -17,9 +17,8 @@ RELEASE_FLAGS = ("dataset_name", "feature_pretrain_model", "feature_modal", "cro
 
 
 def test_release_flags_exist():
-    text = build_parser().format_help()
-    for flag in RELEASE_FLAGS:
-        assert f"--{flag}" in text
+    listed = set(re.findall(r"^  (--\w+)", build_parser().format_help(), re.M))
+    assert {f"--{flag}" for flag in RELEASE_FLAGS} <= listed
 
 
 @pytest.mark.parametrize("text,value", [("False", False), ("True", True), ("false", False), ("1", True), ("0", False)])
@@ -178,15 +177,40 @@ def test_aliases():
     assert parse_config(["--dataset_name", "shanghai"]).dataset_name == "shanghaitech"
 
 
+def test_literal_hyperparameters_keep_their_published_values():
+    cfg = parse_config([])
+    assert (cfg.adamw_beta1, cfg.adamw_beta2, cfg.label_threshold, cfg.auc_abn_group) == (0.9, 0.95, 0.5, 128)
+    assert cfg.c2fpl_recipe == C2FPLRecipe(lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                                           milestones=(15, 25), gamma=0.1, batch_size=128, epochs=20)
+
+
+def test_c2fpl_recipe_from_flags_and_yaml(tmp_path):
+    cfg = parse_config(["--c2fpl_milestones", " 3, 9 ", "--c2fpl_nesterov", "False", "--c2fpl_batch_size", "64"])
+    recipe = cfg.c2fpl_recipe
+    assert (recipe.milestones, recipe.nesterov, recipe.batch_size) == ((3, 9), False, 64)
+    assert parse_config(["--c2fpl_milestones", ""]).c2fpl_recipe.milestones == ()
+    user = tmp_path / "mine.yaml"
+    user.write_text("c2fpl_milestones: 10,20\nadamw_beta2: 0.999\n")  # unquoted: YAML reads a string
+    mine = parse_config(["--config", str(user)])
+    assert mine.c2fpl_recipe.milestones == (10, 20) and mine.adamw_beta2 == 0.999
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--dataset_name", "kinetics"], "unknown dataset"),
     (["--Lambda", "1_1"], "three weights"),
     (["--cross_clip", "3"], "1, 2 or 4"),
     (["--max_seqlen", "0"], "positive"),
     (["--device", "tpu"], "auto, cpu"),
+    (["--c2fpl_milestones", "15;25"], "--c2fpl_milestones: expected epochs >= 1 separated by commas like 15,25"),
+    (["--c2fpl_milestones", "0,25"], "--c2fpl_milestones: expected epochs >= 1"),
+    (["--adamw_beta2", "1.0"], "--adamw_beta2: must be in [0, 1), got 1.0"),
+    (["--c2fpl_momentum", "0", "--c2fpl_nesterov", "True"], "--c2fpl_nesterov: Nesterov momentum needs"),
+    (["--c2fpl_batch_size", "0"], "--c2fpl_batch_size: must be positive"),
+    (["--c2fpl_weight_decay", "-1"], "--c2fpl_weight_decay: must be >= 0"),
+    (["--auc_abn_group", "0"], "--auc_abn_group: must be positive"),
 ])
 def test_bad_values(argv, needle):
-    with pytest.raises(InputError, match=needle):
+    with pytest.raises(InputError, match=re.escape(needle)):
         parse_config(argv)
 
 

@@ -4,6 +4,8 @@ import math
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +17,9 @@ from torch.nn.parallel import DistributedDataParallel
 import main
 import run_test
 from conftest import ROOT
-from model.frd import FRDUVAD
-from utils.distributed import global_mean_std, setup
+from model.frd import FRDUVAD, BatchStatistics, ModelConfig
+from train import global_batch_means
+from utils.distributed import GlobalBatchStatistics, global_mean_std, setup, teardown
 from utils.errors import InputError
 
 GLOBAL_BATCH, STEPS = 8, 4
@@ -31,15 +34,16 @@ def run_steps(rank: int, world: int, folder: str) -> None:
     if world > 1:
         dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
     torch.manual_seed(0)
-    model = FRDUVAD(256, 4, 2, lab=True, max_seqlen=GLOBAL_BATCH, beta=0.5, aux="none").eval()
+    model = FRDUVAD(ModelConfig(256, 4, 2, lab=True, aux="none", bank_capacity=GLOBAL_BATCH // 2)).eval()
     net = DistributedDataParallel(model, forward_sync_buffers=False) if world > 1 else model
+    statistics = GlobalBatchStatistics() if world > 1 else BatchStatistics()  # as the Trainer chooses
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     bank_rng, data_rng = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     thresholds, ldi = [], []
     for step in range(STEPS):
         x = torch.rand(GLOBAL_BATCH - (step == STEPS - 1), 2, 4, 256, generator=data_rng)  # last: 4 + 3 samples
         x[: GLOBAL_BATCH // 2:2] *= 3  # some clearly anomalous samples for the bank
-        out = net(x.chunk(world)[rank], None, bank_rng)
+        out = global_batch_means(net(x.chunk(world)[rank], None, bank_rng, statistics), model)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
@@ -82,7 +86,7 @@ def test_two_ranks_train_like_one_process_with_the_global_batch(runs):
     moved = 0
     for key, value in single["params"].items():
         torch.testing.assert_close(rank0["params"][key], value, rtol=1e-4, atol=1e-6, msg=key)
-        moved += not torch.equal(value, FRDUVAD(256, 4, 2).state_dict()[key])
+        moved += not torch.equal(value, FRDUVAD(ModelConfig(256, 4, 2)).state_dict()[key])
     assert moved > 10
 
 
@@ -114,6 +118,36 @@ def test_only_training_runs_under_torchrun(monkeypatch):
         main.main(["--stage", "c2fpl"])
 
 
+def leave(rank: int, folder: str) -> None:
+    """Both ranks leave the process group, rank 0 later than rank 1 (as after training, when rank 0 alone writes the
+    summary): on a normal exit, then as after an error. ``rank0_leaving`` marks rank 0's arrival at ``teardown``,
+    ``rank1_left`` says whether rank 1 had seen it when its ``teardown`` returned."""
+    for synchronise in (True, False):
+        marks = Path(folder) / str(synchronise)
+        dist.init_process_group("gloo", init_method=f"file://{marks}-rendezvous", rank=rank, world_size=2)
+        dist.barrier()  # both connected (the work they share)
+        if rank == 0:
+            if synchronise:
+                time.sleep(2)
+            else:  # rank 1 must not wait for rank 0, so it is gone before rank 0 leaves
+                deadline = time.monotonic() + 60
+                while not (marks / "rank1_left").exists():
+                    assert time.monotonic() < deadline, "rank 1 is waiting for rank 0"
+                    time.sleep(0.05)
+            (marks / "rank0_leaving").touch()
+        teardown(synchronise)
+        if rank == 1:
+            (marks / "rank1_left").write_text(str((marks / "rank0_leaving").exists()))
+
+
+def test_teardown_waits_for_every_rank_unless_after_an_error(tmp_path):
+    """A rank that leaves while another still works can abort on exit (gloo's threads), so a normal exit waits."""
+    for synchronise in (True, False):
+        (tmp_path / str(synchronise)).mkdir()
+    mp.spawn(leave, args=(str(tmp_path),), nprocs=2)
+    assert [(tmp_path / str(s) / "rank1_left").read_text() for s in (True, False)] == ["True", "False"]
+
+
 TINY = ["--synth_train_videos", "10", "--synth_test_videos", "6", "--synth_crops", "2", "--Vitblock_num", "2",
         "--max_seqlen", "48", "--snapshot", "3", "--max_epoch", "2", "--aux", "none", "--lab", "True",
         "--device", "cpu"]
@@ -133,9 +167,10 @@ def test_torchrun_writes_one_set_of_outputs_and_resumes_exactly(tmp_path):
     torchrun("--synthetic_dir", data, "--output_dir", str(part), "--max_iters", "3")
     torchrun("--resume", str(part))
     names = sorted(p.name for p in whole.iterdir())
-    assert len([n for n in names if n.startswith("best_ckpt_")]) == 1
-    assert {n for n in names if not n.startswith("best_ckpt_")} == {"config.yaml", "last.pkl", "metrics.jsonl",
-                                                                   "result.txt", "resume.pt"}
+    best = [n for n in names if n.startswith("best_ckpt_")]
+    assert len(best) == 2 and best[0].endswith(".pkl") and best[1] == best[0].replace(".pkl", ".yaml")
+    assert {n for n in names if not n.startswith("best_ckpt_")} == {"config.yaml", "last.pkl", "last.yaml",
+                                                                   "metrics.jsonl", "result.txt", "resume.pt"}
     records = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     resumed = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     n_snippets = np.load(tmp_path / "synthetic" / "concat_UCF.npy", mmap_mode="r").shape[0]

@@ -112,7 +112,7 @@ def test_open_features_picks_the_layout(tmp_path, data, ranges):
     list_file = write_per_video(tmp_path, data, ranges, "10crop")
     assert isinstance(open_features(list_file), PerVideoFeatures)
     assert isinstance(open_features(list_file=list_file), PerVideoFeatures)
-    with pytest.raises(InputError, match="ranges"):
+    with pytest.raises(InputError, match=r"ranges\.npy: the per-video layout takes its video ranges from .*test\.list$"):
         open_features(list_file, ranges=rpath)
 
 

@@ -83,7 +83,7 @@ def test_bad_files(tmp_path):
     (tmp_path / "gt.csv").write_text("0,1")
     with pytest.raises(InputError, match=r"gt\.csv: expected frame labels as \.npy"):
         load_frame_gt(str(tmp_path / "gt.csv"), 9)
-    with pytest.raises(InputError, match="policy"):
+    with pytest.raises(InputError, match=r"^ground truth policy: 'pad' is not one of error, truncate$"):
         load_frame_gt(save_gt(tmp_path, np.zeros(16)), 1, "pad")
 
 

@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from utils.errors import InputError
-from utils.metrics import evaluate, frame_scores
+from utils.metrics import frame_metrics, frame_scores, precision_recall
 
 RELEASE_KEYS = ("auc_all", "auc_abn", "far_all", "far_abn", "eer", "pr_auc", "ap")
 
@@ -19,7 +19,7 @@ def tiny_case():
 
 def test_parity_with_release(parity_dir):
     case = np.load(parity_dir / "metrics_case.npz")
-    result = evaluate(case["snippet_scores"], case["frame_gt"])
+    result = frame_metrics(case["snippet_scores"], case["frame_gt"])
     for key in RELEASE_KEYS:
         assert result[key] == pytest.approx(float(case[key]), abs=1e-9), key
     assert result["auc_abn"] != pytest.approx(result["auc_all"], abs=1e-6)  # the grouping matters in this case
@@ -33,7 +33,7 @@ def test_hand_computed_case():
     scores, gt = tiny_case()
     # 24 normal frames (16 at 0.2, 8 at 0.6), 24 anomalous (8 at 0.6, 16 at 0.9):
     # AUC = (16*24 + 8*16 + 0.5*8*8) / (24*24); 8 of 24 normal frames reach 0.5.
-    result = evaluate(scores, gt, group=2)
+    result = frame_metrics(scores, gt, group=2)
     assert result["auc_all"] == pytest.approx(544 / 576, abs=1e-12)
     assert result["far_all"] == pytest.approx(1 / 3, abs=1e-12)
     assert result["auc_abn"] == pytest.approx(544 / 576, abs=1e-12)  # both groups hold anomalies
@@ -41,18 +41,28 @@ def test_hand_computed_case():
     assert result["eer"] == pytest.approx(1 / 6, abs=1e-9)
     assert result["ap"] == pytest.approx(2 / 3 + 1 / 3 * 0.75, abs=1e-12)
     assert result["pr_auc"] == pytest.approx(1 / 3 * 0.875 + 2 / 3, abs=1e-12)
-    grouped = evaluate(scores, gt, group=1)  # snippet 0 is a normal group of its own and drops out
+    grouped = frame_metrics(scores, gt, group=1)  # snippet 0 is a normal group of its own and drops out
     assert grouped["auc_abn"] == pytest.approx((16 * 8 + 0.5 * 8 * 8) / (24 * 8), abs=1e-12)
     assert grouped["far_abn"] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_far_counts_a_score_of_exactly_half():
     scores, gt = tiny_case()
-    assert evaluate(np.array([0.2, 0.5, 0.9]), gt)["far_all"] == pytest.approx(1 / 3, abs=1e-12)
+    assert frame_metrics(np.array([0.2, 0.5, 0.9]), gt)["far_all"] == pytest.approx(1 / 3, abs=1e-12)
+
+
+def test_far_follows_the_threshold():
+    scores, gt = tiny_case()  # normal frames: 16 scored 0.2, 8 scored 0.6
+    assert [frame_metrics(scores, gt, threshold=t)["far_all"] for t in (0.1, 0.6, 0.61)] == pytest.approx([1, 1 / 3, 0])
+
+
+def test_precision_recall_from_counts():
+    assert precision_recall(3, 4, 6) == {"precision": 0.75, "recall": 0.5}
+    assert precision_recall(0, 0, 0) == {"precision": 0.0, "recall": 0.0}
 
 
 def test_group_of_only_anomalous_frames_gives_nan():
-    only = evaluate(np.array([0.2, 0.9]), np.r_[np.zeros(16), np.ones(16)], group=1)
+    only = frame_metrics(np.array([0.2, 0.9]), np.r_[np.zeros(16), np.ones(16)], group=1)
     assert np.isnan(only["auc_abn"]) and np.isnan(only["far_abn"])
 
 
@@ -69,7 +79,7 @@ def test_per_video_against_sklearn():
             gt[start:start + int(rng.integers(1, b - start))] = 1
         if v == 10:
             gt[a:b] = 1  # fully anomalous: no per-video AUC
-    result = evaluate(scores, gt, ranges)
+    result = frame_metrics(scores, gt, ranges)
     frames = frame_scores(scores)
     mask = np.zeros(len(gt), dtype=bool)
     for v, (a, b) in enumerate(ranges * 16):
@@ -86,15 +96,15 @@ def test_per_video_against_sklearn():
 def test_bad_ground_truth_names_the_file(gt_frames, problem):
     scores = np.array([0.2, 0.6, 0.9])
     with pytest.raises(InputError, match="gt-ucf.npy: ") as error:
-        evaluate(scores, np.zeros(gt_frames), gt_path="gt-ucf.npy")
+        frame_metrics(scores, np.zeros(gt_frames), gt_path="gt-ucf.npy")
     assert problem in str(error.value)
 
 
 def test_bad_ranges_and_scores():
     scores, gt = tiny_case()
     with pytest.raises(InputError, match="test_ranges.npy: video 1"):
-        evaluate(scores, gt, np.array([[0, 2], [2, 4]]), ranges_path="test_ranges.npy")
+        frame_metrics(scores, gt, np.array([[0, 2], [2, 4]]), ranges_path="test_ranges.npy")
     with pytest.raises(InputError, match="snippet_scores"):
-        evaluate(np.array([0.2, np.nan, 0.9]), gt)
+        frame_metrics(np.array([0.2, np.nan, 0.9]), gt)
     with pytest.raises(InputError, match="0/1"):
-        evaluate(scores, gt * 2)
+        frame_metrics(scores, gt * 2)

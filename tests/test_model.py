@@ -1,4 +1,6 @@
-"""Model unit tests: configurations, cascade attention against a naive loop, gradients, bank, smoke steps."""
+"""Model unit tests: configurations, cascade attention against a naive loop, gradients, bank, the training step
+against the algorithm written out, where the batch statistics come from."""
+import ast
 import math
 
 import pytest
@@ -6,7 +8,8 @@ import torch
 
 from model.attention import CascadeCrossAttention, SelfAttention
 from model.bank import LatentAnomalyBank
-from model.frd import FRDUVAD
+from conftest import ROOT
+from model.frd import FRDUVAD, BatchStatistics, ModelConfig
 from model.reconstructor import VALID_BLOCKS, cascade_flags, sinusoid_table
 
 CONFIGS = [(cc, vb) for cc, vbs in VALID_BLOCKS.items() for vb in vbs]
@@ -15,12 +18,12 @@ CONFIGS = [(cc, vb) for cc, vbs in VALID_BLOCKS.items() for vb in vbs]
 @pytest.mark.parametrize("cc,vb", [(3, 2), (2, 1), (1, 0), (2, 0), (4, 3), (4, 16), (1, 5)])
 def test_invalid_configurations_rejected_with_the_valid_list(cc, vb):
     with pytest.raises(ValueError, match=r"cross_clip=4: Vitblock_num in \[0, 1, 2, 4, 6, 8\]"):
-        FRDUVAD(256, cc, vb)
+        FRDUVAD(ModelConfig(256, cc, vb))
 
 
 def test_feature_size_must_split_into_tokens_and_heads():
     with pytest.raises(ValueError, match="multiple of 256"):
-        FRDUVAD(200, 4, 8)
+        FRDUVAD(ModelConfig(200, 4, 8))
 
 
 def test_block_kinds():
@@ -71,7 +74,7 @@ def test_cascade_changes_only_clips_after_the_first():
 
 
 def test_position_table_is_a_non_persistent_buffer():
-    model = FRDUVAD(256, 4, 2)
+    model = FRDUVAD(ModelConfig(256, 4, 2))
     assert not any("pos_embed" in k for k in model.state_dict())
     table = dict(model.named_buffers())["decoder.pos_embed"]
     assert table.shape == (16, 16)
@@ -82,7 +85,7 @@ def test_position_table_is_a_non_persistent_buffer():
 
 
 def test_init_xavier_zero_bias():
-    model = FRDUVAD(256, 4, 2)
+    model = FRDUVAD(ModelConfig(256, 4, 2))
     assert torch.count_nonzero(model.scorer.fc1.bias) == 0
     assert model.decoder.decoder_blocks[0].attn.qkv.bias is None
     w = model.decoder.decoder_blocks[0].attn.qkv.weight
@@ -92,7 +95,7 @@ def test_init_xavier_zero_bias():
 
 def test_auxiliary_scorer_gets_no_gradient_and_stays_fixed():
     torch.manual_seed(0)
-    model = FRDUVAD(256, 4, 2, lab=True, max_seqlen=6, beta=1.0).train()
+    model = FRDUVAD(ModelConfig(256, 4, 2, lab=True, bank_capacity=6)).train()
     assert not model.scorer_c2fpl.training
     aux_before = {k: v.clone() for k, v in model.scorer_c2fpl.state_dict().items()}
     others_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("scorer_c2fpl")}
@@ -111,31 +114,89 @@ def test_auxiliary_scorer_gets_no_gradient_and_stays_fixed():
         assert not torch.equal(after[key], others_before[key]), key
 
 
+def reference_step(model: FRDUVAD, x: torch.Tensor, bank: torch.Tensor, given: torch.Tensor | None) -> dict:
+    """ALGORITHM.md written out, on the model's own networks (called with the random state the step had)."""
+    cfg, b = model.config, x.shape[0]
+    inputs = torch.cat([x, bank]) if cfg.lab and len(bank) else x
+    lossr = ((model.reconstruct(inputs) - inputs) ** 2).mean(dim=-1).max(dim=1).values  # (B+M, cc)
+    threshold = lossr.mean() + lossr.std()
+    recon_labels = (lossr[:b] >= threshold).float()
+    s = model.scorer(x)  # (B, cc, 1), per crop then averaged over crops
+    scores = torch.stack([s[:, : k + 1].mean(dim=1) for k in range(cfg.cross_clip)], dim=1)
+    aux = {"c2fpl": (model.scorer_c2fpl(x) >= 0.5).squeeze(-1).float(), "labels": given,
+           "none": torch.ones(b, cfg.cross_clip)}[cfg.aux]
+    y = (recon_labels * aux).unsqueeze(-1)
+    Ls = -(y * scores.log() + (1 - y) * (1 - scores).log()).mean()
+    Lre = lossr[:b].mean()
+    Ldi = torch.relu(-(lossr[b:] - threshold).mean()) if len(inputs) > b else torch.zeros(())
+    flags = (scores.squeeze(-1) >= scores.mean() + cfg.delta * scores.std()) * y.squeeze(-1)
+    keep = flags.any(dim=1) if cfg.lab_type == "wlab" else flags.all(dim=1)
+    new_bank = torch.cat([bank, x[keep]]) if len(bank) else x[keep]
+    return {"lossr": lossr, "threshold": threshold, "recon_labels": recon_labels, "aux_labels": aux,
+            "pseudo_labels": y.squeeze(-1), "scores": scores, "Lre": Lre, "Ldi": Ldi, "Ls": Ls,
+            "loss": Lre + 0.5 * Ldi + 2 * Ls, "bank": new_bank}
+
+
 @pytest.mark.parametrize("cc,vb", CONFIGS)
-def test_train_mode_smoke_step(cc, vb):
+def test_training_step_follows_the_algorithm(cc, vb):
     torch.manual_seed(cc * 10 + vb)
     aux = ("c2fpl", "labels", "none")[vb % 3]
     crops = 1 if vb % 2 else 3
-    model = FRDUVAD(256, cc, vb, lab=True, lab_type="wlab" if cc != 2 else "slab", max_seqlen=4, beta=1.5,
-                    aux=aux).train()
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(2):
+    model = FRDUVAD(ModelConfig(256, cc, vb, lab=True, lab_type="wlab" if cc != 2 else "slab", lambdas=(1, 0.5, 2),
+                                aux=aux, bank_capacity=100)).train()
+    model.bank.load(torch.rand(2, crops, cc, 256))  # replayed from the first step on: Ldi and the threshold see it
+    for step in range(2):
         x = torch.rand(4, crops, cc, 256) * (1 + 3 * (torch.rand(4, 1, 1, 1) > 0.5))
         labels = torch.randint(0, 2, (4, cc)).float() if aux == "labels" else None
-        out = model.training_step(x, labels, generator=gen)
-        out.loss.backward()
-        for v in (out.loss, out.Lre, out.Ldi, out.Ls):
-            assert torch.isfinite(v)
-        assert out.scores.shape == (4, cc, 1) and out.lossr.shape[1] == cc
-        assert out.bank_size == len(model.bank) <= model.bank.capacity == 6
-        if len(model.bank):
-            assert model.bank.samples.shape[1:] == (crops, cc, 256)
-    assert model.score(torch.rand(5, crops, 256)).shape == (5,)
+        bank = model.bank.state()
+        torch.manual_seed(step)
+        out = model.training_step(x, labels)
+        torch.manual_seed(step)  # the same disruption and scorer dropout
+        with torch.no_grad():
+            expected = reference_step(model, x, bank, labels)
+        for name in ("lossr", "threshold", "scores", "Lre", "Ldi", "Ls", "loss"):
+            torch.testing.assert_close(getattr(out, name).detach(), expected[name], rtol=1e-5, atol=1e-6, msg=name)
+        for name in ("recon_labels", "aux_labels", "pseudo_labels"):
+            assert torch.equal(getattr(out, name).float(), expected[name]), name
+        assert out.bank_size == len(model.bank) == len(expected["bank"])
+        torch.testing.assert_close(model.bank.state(), expected["bank"], rtol=0, atol=0)
+    torch.testing.assert_close(model.score(x[:, :, 0]), model.scorer.eval()(x[:, :, 0]).squeeze(-1))
+
+
+def test_the_batch_statistics_and_the_banks_gather_come_from_the_object_given():
+    calls = []
+
+    class Given(BatchStatistics):
+        def mean_std(self, values, shared_from=None):
+            calls.append((tuple(values.shape), shared_from))
+            return values.new_tensor(-1.0), values.new_tensor(0.5)
+
+        def gather(self, rows):
+            return torch.cat([rows, rows.flip(0)])  # as if another process had flagged the same rows
+
+    model = FRDUVAD(ModelConfig(256, 2, 2, lab=True, aux="none", bank_capacity=100)).eval()
+    bank = torch.rand(3, 1, 2, 256)
+    model.bank.load(bank)
+    x = torch.rand(5, 1, 2, 256)
+    out = model.training_step(x, statistics=Given())
+    assert calls == [((8, 2), 5), ((5, 2, 1), None)]  # batch + bank (the bank's rows shared), then the scores
+    assert out.threshold.item() == -0.5 and out.recon_labels.all()  # mean + std as given
+    torch.testing.assert_close(out.Ldi.detach(), torch.relu(-(out.lossr[5:] + 0.5).mean()))
+    assert torch.equal(model.bank.samples, torch.cat([bank, x, x.flip(0)]))  # every score >= -1 + 0.5 · 0.5
+
+
+def test_the_model_imports_nothing_of_ranks_data_or_files():
+    banned = {"utils", "dataset", "train", "train_c2fpl", "scoring", "main", "run_test", "os", "pathlib", "io"}
+    for path in sorted((ROOT / "model").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {m.split(".")[0] for m in modules} & banned, path.name
 
 
 def test_real_batch_size_is_used_with_the_bank():
     torch.manual_seed(0)
-    model = FRDUVAD(256, 2, 2, lab=True, max_seqlen=320, aux="none").eval()
+    model = FRDUVAD(ModelConfig(256, 2, 2, lab=True, aux="none")).eval()
     model.bank.load(torch.rand(3, 2, 2, 256))
     out = model.training_step(torch.rand(5, 2, 2, 256))
     assert out.lossr.shape == (8, 2)
@@ -147,7 +208,7 @@ def test_real_batch_size_is_used_with_the_bank():
 
 
 def test_labels_aux_requires_labels():
-    model = FRDUVAD(256, 2, 2, aux="labels")
+    model = FRDUVAD(ModelConfig(256, 2, 2, aux="labels"))
     with pytest.raises(ValueError, match="aux_labels"):
         model.training_step(torch.rand(3, 1, 2, 256))
     out = model.training_step(torch.rand(3, 1, 2, 256), torch.tensor([[1.0, 0], [0, 1], [1, 1]]))
@@ -155,7 +216,7 @@ def test_labels_aux_requires_labels():
 
 
 def test_score_has_no_dropout_and_keeps_the_mode():
-    model = FRDUVAD(256, 4, 1).train()
+    model = FRDUVAD(ModelConfig(256, 4, 1)).train()
     x = torch.rand(7, 10, 256)
     torch.testing.assert_close(model.score(x), model.score(x))
     assert model.scorer.training
@@ -203,8 +264,8 @@ def test_bank_state_round_trip():
 
 def test_activation_checkpointing_gives_the_same_gradients():
     torch.manual_seed(0)
-    plain = FRDUVAD(256, 4, 4, aux="none").train()
-    recomputed = FRDUVAD(256, 4, 4, aux="none", checkpoint_blocks=True).train()
+    plain = FRDUVAD(ModelConfig(256, 4, 4, aux="none")).train()
+    recomputed = FRDUVAD(ModelConfig(256, 4, 4, aux="none", checkpoint_blocks=True)).train()
     recomputed.load_state_dict(plain.state_dict())
     recomputed.decoder.checkpoint_rows = 4  # three chunks of the 3 × 4 (sample, crop) rows
     x = torch.rand(3, 4, 4, 256)

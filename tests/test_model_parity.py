@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from model.frd import FRDUVAD
+from model.frd import FRDUVAD, ModelConfig
 
 PARITY_FILES = ["frd_cc4_vb8_wlab.pt", "frd_cc4_vb8_slab.pt", "frd_cc2_vb4_wlab.pt",
                 "frd_cc1_vb2_wlab.pt", "frd_cc4_vb1_wlab.pt", "frd_cc4_vb0_ae.pt"]
@@ -16,9 +16,9 @@ RECON_TOL = dict(rtol=1e-5, atol=1e-5)
 
 
 def build(config: dict, lab: bool) -> FRDUVAD:
-    return FRDUVAD(config["feature_size"], config["cross_clip"], config["Vitblock_num"], lab=lab,
-                   lab_type=config["lab_type"], beta=config["beta"], delta=config["delta"],
-                   max_seqlen=config["max_seqlen"], aux="c2fpl")
+    return FRDUVAD(ModelConfig(config["feature_size"], config["cross_clip"], config["Vitblock_num"], lab=lab,
+                               lab_type=config["lab_type"], delta=config["delta"], aux="c2fpl",
+                               bank_capacity=int(config["max_seqlen"] * config["beta"])))
 
 
 def test_every_parity_file_is_covered(parity_dir):
@@ -50,9 +50,9 @@ def test_training_step_and_scores_match_release(parity_dir, name):
     assert out.bank_size == len(case["bank_after"])
     assert_close(model.bank.state(), case["bank_after"])
 
-    model.lab = False
-    model.bank.load(torch.empty(0))
-    out = model.training_step(x)
+    model = build(case["config"], lab=False)
+    model.load_state_dict(case["state_dict"], strict=True)
+    out = model.eval().training_step(x)
     assert_close(out.Lre.detach(), case["Lossr_nolab"], **TOL)
     assert_close(out.Ldi.detach(), case["Loss_mb_nolab"], **TOL)
     assert_close(out.Ls.detach(), case["Losss_nolab"], **TOL)
@@ -66,7 +66,7 @@ def test_state_dict_layout_matches_release(parity_dir):
     assert len(layouts) == 15
     for name, layout in layouts.items():
         config = dict(part.split("=") for part in name.split(","))
-        model = FRDUVAD(2048, int(config["cross_clip"]), int(config["Vitblock_num"]))
+        model = FRDUVAD(ModelConfig(2048, int(config["cross_clip"]), int(config["Vitblock_num"])))
         ours = {k: list(v.shape) for k, v in model.state_dict().items()}
         assert list(ours) == list(layout), name
         assert ours == layout, name

@@ -111,7 +111,7 @@ def test_norm_baseline_auc_is_informative_but_not_trivial(default_dir):
     assert 0.60 <= auc <= 0.80
     arrays = load(default_dir)
     naive = roc_auc_score(arrays["test_gt"], np.repeat(squared_norms(arrays["test_features"]), 16))
-    assert norm_score_auc(default_dir, chunk=37) == pytest.approx(naive, abs=1e-12)
+    assert norm_score_auc(default_dir, chunk_rows=37) == pytest.approx(naive, abs=1e-12)
     assert auc == pytest.approx(naive, abs=1e-12)
 
 

@@ -7,9 +7,14 @@ import torch
 
 import main
 import run_test
-from model.frd import FRDUVAD
+from dataset.prepare import open_test, prepare
+from model.frd import FRDUVAD, ModelConfig
+from scoring import score_snippets
 from train import TrainingError
+from utils.checkpoint import model_settings, read_settings, save_checkpoint
+from utils.config import parse_config
 from utils.errors import InputError
+from utils.metrics import frame_metrics
 
 TINY = ["--synth_train_videos", "10", "--synth_test_videos", "6", "--synth_crops", "2", "--c2fpl_epochs", "1",
         "--Vitblock_num", "2", "--max_seqlen", "48", "--snapshot", "3", "--max_epoch", "2", "--aux", "none"]
@@ -34,18 +39,23 @@ def full_run(data_dir, tmp_path_factory):
 def test_run_writes_every_output(full_run):
     out, records = full_run
     names = {p.name for p in out.iterdir()}
-    best = [n for n in names if n.startswith("best_ckpt_")]
-    assert {"last.pkl", "metrics.jsonl", "result.txt", "config.yaml", "resume.pt"} <= names and len(best) == 1
-    assert best[0] == f"best_ckpt_{max(r['auc_all'] for r in records):.4f}.pkl"
+    best = f"best_ckpt_{max(r['auc_all'] for r in records):.4f}"
+    assert names == {"last.pkl", "last.yaml", f"{best}.pkl", f"{best}.yaml", "metrics.jsonl", "result.txt",
+                     "config.yaml", "resume.pt"}
     iterations = [r["iteration"] for r in records]
     assert iterations[:-1] == list(range(3, 3 * len(iterations), 3)) and iterations[-1] >= iterations[-2]
     assert records[-1]["epoch"] == 2
     for key in ("auc_all", "auc_abn", "far_all", "eer", "ap", "Lre", "Ldi", "Ls", "pseudo_labels", "bank_size",
                 "pseudo_precision", "pseudo_recall"):
         assert key in records[0]
-    model = FRDUVAD(256, 4, 2)
-    model.load_state_dict(torch.load(out / "last.pkl", weights_only=True))
-    assert "best AUC" in (out / "result.txt").read_text()
+    trained = {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2}  # TINY
+    assert read_settings(out / "last.pkl") == read_settings(out / f"{best}.pkl") == trained
+    last, final = torch.load(out / "last.pkl", weights_only=True), torch.load(out / "resume.pt", weights_only=True)
+    assert last.keys() == final["model"].keys() and all(torch.equal(last[k], final["model"][k]) for k in last)
+    assert not torch.equal(last["scorer.fc1.weight"], FRDUVAD(ModelConfig(256, 4, 2)).state_dict()["scorer.fc1.weight"])
+    assert (out / "result.txt").read_text().splitlines()[-1] == (
+        f"best AUC {max(r['auc_all'] for r in records):.4f} at iteration "
+        f"{max(records, key=lambda r: r['auc_all'])['iteration']} ({best}.pkl)")
 
 
 def test_resumed_run_ends_like_the_uninterrupted_one(data_dir, full_run, tmp_path):
@@ -130,7 +140,7 @@ def test_cli_errors(data_dir, tmp_path, extra, needle):
 
 
 def test_run_test_rejects_a_checkpoint_of_another_feature_size(data_dir, tmp_path):
-    model = FRDUVAD(512, 4, 2)
+    model = FRDUVAD(ModelConfig(512, 4, 2))
     torch.save(model.state_dict(), tmp_path / "big.pkl")
     with pytest.raises(InputError, match=r"holds the synthetic dataset 256d-2crop-10\+6videos-seed0-x0\.1, not 512d"):
         run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(tmp_path / "big.pkl")])
@@ -159,3 +169,39 @@ def test_run_test_takes_scorer_only_and_dataparallel_checkpoints(data_dir, full_
         run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(tmp_path / name),
                        "--metrics_out", str(tmp_path / "m.json")])
         assert json.loads((tmp_path / "m.json").read_text())["auc_all"] == pytest.approx(records[-1]["auc_all"])
+
+
+def test_run_test_rebuilds_the_model_of_the_settings(data_dir, tmp_path):
+    """cross_clip cannot be read off the weights (MSA and MCA blocks have the same ones): the settings say it."""
+    torch.manual_seed(3)
+    config = ModelConfig(256, cross_clip=2, vitblock_num=2, aux="none")
+    trained = FRDUVAD(config).eval()
+    path = tmp_path / "cc2.pkl"
+    save_checkpoint(path, trained.state_dict(), model_settings(config, crops=2, backbone="i3d"))
+    assert read_settings(path) == {"feature_size": 256, "cross_clip": 2, "Vitblock_num": 2, "crops": 2,
+                                   "backbone": "i3d"}
+    model = run_test.load_model(str(path), torch.device("cpu"))
+    assert model.config == config
+    x = torch.rand(3, 2, 2, 256)
+    torch.testing.assert_close(model.reconstruct(x), trained.reconstruct(x), rtol=0, atol=0)
+    metrics_out = tmp_path / "m.json"
+    run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(path), "--metrics_out", str(metrics_out)])
+    test = open_test(prepare(parse_config([*TINY, "--synthetic_dir", data_dir])))
+    expected = frame_metrics(score_snippets(trained.score, test.source, test.rows), test.labels, test.ranges)
+    assert json.loads(metrics_out.read_text())["auc_all"] == expected["auc_all"]
+
+
+def test_run_test_names_settings_that_do_not_fit(full_run, tmp_path):
+    out, _ = full_run
+    path = tmp_path / "last.pkl"
+    path.write_bytes((out / "last.pkl").read_bytes())
+    (tmp_path / "last.yaml").write_text("feature_size: 256\ncross_clip: 4\nVitblock_num: 4\ncrops: 2\n")
+    with pytest.raises(InputError, match=r"last\.pkl: full checkpoint does not fit .* missing 22: "
+                                         r"decoder\.decoder_blocks\.2\."):
+        run_test.load_model(str(path), torch.device("cpu"))
+    (tmp_path / "last.yaml").write_text("feature_size: 256\ncross_clip: 3\nVitblock_num: 2\n")
+    with pytest.raises(InputError, match=r"last\.yaml: no model for cross_clip=3, Vitblock_num=2"):
+        run_test.load_model(str(path), torch.device("cpu"))
+    (tmp_path / "last.yaml").write_text("feature_size: 256\ncrops: 2\n")
+    with pytest.raises(InputError, match=r"last\.yaml: no cross_clip, Vitblock_num: not the settings of an FRD-UVAD"):
+        run_test.load_model(str(path), torch.device("cpu"))

@@ -10,7 +10,7 @@ import torch
 import main
 import run_test
 from dataset import synthetic
-from model.frd import FRDUVAD
+from model.frd import FRDUVAD, ModelConfig
 from utils.errors import InputError
 
 TINY = ["--synth_train_videos", "6", "--synth_test_videos", "4", "--synth_crops", "2"]
@@ -39,7 +39,7 @@ def user_files(folder: Path, feature_size: int = 512, n: int = 50) -> dict[str, 
 
 def scorer_checkpoint(path: Path, feature_size: int) -> str:
     torch.manual_seed(0)
-    torch.save(FRDUVAD(feature_size, 4, 2, aux="none").state_dict(), path)
+    torch.save(FRDUVAD(ModelConfig(feature_size, 4, 2, aux="none")).state_dict(), path)
     return str(path)
 
 

@@ -4,26 +4,85 @@ Accepted files: a full FRD-UVAD state dict (``decoder.*``, ``AE.*``, ``scorer.*`
 scorer-only one (``scorer.*`` or bare ``fc1/fc2/classifier``), or a C2FPL classifier (``fc1, fc_att1.0, fc2,
 fc_att2.0, fc3``, bare or under ``scorer_c2fpl.``); ``module.`` prefixes (DataParallel) are stripped, and a
 dict wrapping the weights under ``state_dict`` or ``model`` is unwrapped.
+
+Beside every checkpoint main.py writes lie its settings, ``<name>.yaml`` (``last.pkl`` → ``last.yaml``): what
+rebuilds the trained model (``feature_size``, ``cross_clip``, ``Vitblock_num``, ``crops`` of the training data);
+other keys (``backbone``, ``preset``, ...) are kept as they are. Files without one (the authors') fall back to
+``infer_config``.
 """
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
+from model.frd import FRDUVAD, ModelConfig
 from utils.errors import InputError
-from utils.io import atomic_open
+from utils.io import atomic_open, save_text
 
 KINDS = ("full", "scorer", "c2fpl")
 SCORER_NAMES = {"fc1", "fc2", "classifier"}
 C2FPL_NAMES = {"fc1", "fc_att1", "fc2", "fc_att2", "fc3"}
+SETTINGS_KEYS = ("feature_size", "cross_clip", "Vitblock_num", "crops")  # integers; the first three build FRDUVAD
 
 
-def save_checkpoint(path: str | os.PathLike, obj: dict[str, Any]) -> None:
-    """``torch.save(obj)`` to ``path`` atomically: a failed save leaves any previous file intact."""
+def save_checkpoint(path: str | os.PathLike, obj: dict[str, Any], settings: dict[str, Any] | None = None) -> None:
+    """``torch.save(obj)`` to ``path`` atomically: a failed save leaves any previous file intact.
+
+    ``settings``: written first, atomically too, to ``settings_path(path)``.
+    """
+    if settings is not None:
+        save_text(settings_path(path), yaml.safe_dump(settings, sort_keys=False))
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+def settings_path(checkpoint: str | os.PathLike) -> Path:
+    """Where a checkpoint's settings lie: ``last.pkl`` → ``last.yaml``."""
+    return Path(checkpoint).with_suffix(".yaml")
+
+
+def model_settings(config: ModelConfig, crops: int, **extra: Any) -> dict[str, Any]:
+    """The settings of a checkpoint of the model ``config`` trained on ``crops`` crops, then ``extra`` keys."""
+    return {"feature_size": config.feature_size, "cross_clip": config.cross_clip,
+            "Vitblock_num": config.vitblock_num, "crops": crops, **extra}
+
+
+def read_settings(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
+    """The settings beside ``checkpoint`` (None without a settings file): a mapping whose SETTINGS_KEYS present
+    are integers ≥ 0; every other key is returned as it is."""
+    path = settings_path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise InputError(path, "not readable YAML") from None
+    if not isinstance(settings, dict):
+        raise InputError(path, f"expected a mapping of model settings ({', '.join(SETTINGS_KEYS)})")
+    bad = [k for k in SETTINGS_KEYS if k in settings and not (type(settings[k]) is int and settings[k] >= 0)]
+    if bad:
+        raise InputError(path, f"{bad[0]} must be an integer >= 0, got {settings[bad[0]]!r}")
+    return settings
+
+
+def model_config(settings: dict[str, Any], source: str | os.PathLike) -> ModelConfig:
+    """The ModelConfig a checkpoint was trained with, from its ``settings`` (read from ``source``); no auxiliary
+    scorer (its slot stays in the model)."""
+    missing = [k for k in SETTINGS_KEYS[:3] if k not in settings]
+    if missing:
+        raise InputError(source, f"no {', '.join(missing)}: not the settings of an FRD-UVAD model")
+    return ModelConfig(feature_size=settings["feature_size"], cross_clip=settings["cross_clip"],
+                       vitblock_num=settings["Vitblock_num"], aux="none")
+
+
+def remove_checkpoint(path: str | os.PathLike) -> None:
+    """A checkpoint and its settings file, where they exist."""
+    Path(path).unlink(missing_ok=True)
+    settings_path(path).unlink(missing_ok=True)
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -65,7 +124,7 @@ def _summary(keys: list[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
-def load_into(model: nn.Module, sd: dict[str, torch.Tensor], kind: str = "auto",
+def load_into(model: FRDUVAD, sd: dict[str, torch.Tensor], kind: str = "auto",
               source: str | os.PathLike = "checkpoint") -> str:
     """Load ``sd`` into an FRDUVAD ``model`` (whole, scorer only, or the C2FPL slot); returns the kind used.
 
@@ -82,8 +141,9 @@ def load_into(model: nn.Module, sd: dict[str, torch.Tensor], kind: str = "auto",
               if k in sd and sd[k].shape != v.shape]
     if missing or extra or shapes:
         found = infer_config(sd).get("feature_size")
-        problems = [f"{kind} checkpoint does not fit the model (feature_size {model.feature_size}"
-                    + (f", checkpoint {found})" if found not in (None, model.feature_size) else ")"),
+        size = model.config.feature_size
+        problems = [f"{kind} checkpoint does not fit the model (feature_size {size}"
+                    + (f", checkpoint {found})" if found not in (None, size) else ")"),
                     f"expected {len(expected)} keys, found {len(sd)}"]
         problems += [f"missing {len(missing)}: {_summary(missing)}"] if missing else []
         problems += [f"unexpected {len(extra)}: {_summary(extra)}"] if extra else []

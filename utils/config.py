@@ -21,7 +21,11 @@ from utils.errors import InputError
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DATASET_ALIASES = {"ucf": "ucfcrime", "ucf-crime": "ucfcrime", "ucf_crime": "ucfcrime",
                    "sh": "shanghaitech", "shanghai": "shanghaitech", "shanghaitech": "shanghaitech",
-                   "avenue": "avenue", "cuhk": "avenue", "ucfcrime": "ucfcrime", "synthetic": "synthetic"}
+                   "avenue": "avenue", "cuhk": "avenue", "ucfcrime": "ucfcrime", "synthetic": "synthetic",
+                   "xdviolence": "xdviolence", "xd": "xdviolence", "xd-violence": "xdviolence",
+                   "xd_violence": "xdviolence"}
+# --select_metric: the metrics.jsonl key and the printed name of each checkpoint-selecting test metric.
+SELECT_METRICS = {"auc": ("auc_all", "AUC"), "ap": ("ap", "AP")}
 COMMANDS = ("train", "test")  # main.py, run_test.py
 # Help groups in the order --help lists them: (title, description, shown by run_test.py).
 GROUPS = {
@@ -58,8 +62,8 @@ class Config:
 
     # Data.
     dataset_name: str = setting(
-        "synthetic", "The dataset: synthetic, ucfcrime, shanghaitech or avenue (aliases: ucf, sh, cuhk); its "
-                     "settings come from configs/NAME.yaml.", "data", metavar="NAME")
+        "synthetic", "The dataset: synthetic, ucfcrime, shanghaitech, avenue or xdviolence (aliases: ucf, sh, "
+                     "cuhk, xd); its settings come from configs/NAME.yaml.", "data", metavar="NAME")
     config: str | None = setting(
         None, "A YAML file of settings (name: value); it overrides configs/NAME.yaml and flags override it.",
         "data", metavar="FILE")
@@ -141,6 +145,10 @@ class Config:
         None, "Stop after this many iterations, evaluating at the end (unset: run every epoch).", "training",
         metavar="N")
     lr: float = setting(1e-3, "Learning rate of the AdamW optimiser.", "training", metavar="X")
+    adamw_beta1: float = setting(0.9, "AdamW's first beta, the decay of its gradient average.", "training",
+                                 metavar="X")
+    adamw_beta2: float = setting(0.95, "AdamW's second beta, the decay of its squared-gradient average.",
+                                 "training", metavar="X")
     Lambda: str = setting(
         "1_1_1", "Loss weights of the reconstruction, disruption and scorer losses, joined by _ (e.g. 1_1_1).",
         "training", metavar="RE_DI_S")
@@ -176,6 +184,20 @@ class Config:
         1.0, "C2FPL coarse stage: grow the anomalous set until anomalous/normal >= nu.", "aux", metavar="X")
     c2fpl_epochs: int = setting(20, "Training epochs of the C2FPL classifier (the published recipe: 20).", "aux",
                                 metavar="N")
+    c2fpl_lr: float = setting(0.01, "Learning rate of the C2FPL classifier's SGD (the published recipe: 0.01).",
+                              "aux", metavar="X")
+    c2fpl_momentum: float = setting(0.9, "Momentum of the C2FPL classifier's SGD (the published recipe: 0.9).",
+                                    "aux", metavar="X")
+    c2fpl_nesterov: bool = setting(True, "Nesterov momentum for the C2FPL classifier's SGD: True or False.", "aux")
+    c2fpl_weight_decay: float = setting(5e-4, "Weight decay of the C2FPL classifier's SGD (the published recipe: "
+                                              "5e-4).", "aux", metavar="X")
+    c2fpl_milestones: str = setting(
+        "15,25", "Epochs after which the C2FPL classifier's learning rate is multiplied by --c2fpl_gamma, comma "
+                 "separated (the published recipe: 15,25).", "aux", metavar="E1,E2")
+    c2fpl_gamma: float = setting(0.1, "Learning-rate factor of the C2FPL classifier at each milestone.", "aux",
+                                 metavar="X")
+    c2fpl_batch_size: int = setting(128, "Snippets per batch of the C2FPL classifier (the published recipe: 128).",
+                                    "aux", metavar="N")
     c2fpl_dir: str | None = setting(
         None, "Where the C2FPL stage writes and caches its files (unset: under ckpt/DATASET/c2fpl/).", "aux",
         metavar="DIR")
@@ -183,6 +205,16 @@ class Config:
     ckpt_path: str | None = setting(
         None, "The checkpoint run_test.py evaluates: a full FRD-UVAD checkpoint or a scorer-only one (main.py "
               "does not read it).", "evaluation", metavar="FILE")
+    select_metric: str = setting(
+        "auc", "The test metric that selects the best checkpoint (best_ckpt_<its value>.pkl) and is printed first: "
+               "auc (frame AUC) or ap (average precision, XD-Violence's).", "evaluation",
+        choices=tuple(SELECT_METRICS))
+    label_threshold: float = setting(
+        0.5, "Score at or above which a snippet counts as anomalous: the false alarm rates (FAR) and the 0/1 labels "
+             "of run_test.py --save_pseudo_labels.", "evaluation", metavar="X")
+    auc_abn_group: int = setting(
+        128, "Snippets per group of the release's AUC_abn and FAR_abn (its evaluation batches): a group counts as "
+             "abnormal when any of its frames is anomalous.", "evaluation", metavar="N")
     # Hardware and speed.
     device: str = setting("auto", "Where to run: auto (the first GPU if there is one), cpu, cuda or cuda:N.",
                           "performance", metavar="DEVICE")
@@ -198,6 +230,13 @@ class Config:
                "time): far less memory, about 1/3 more compute.", "performance", test=False)
     num_workers: int = setting(0, "Background worker processes assembling training batches (0: none).",
                                "performance", metavar="N", test=False)
+
+    @property
+    def c2fpl_recipe(self) -> "C2FPLRecipe":
+        """The C2FPL classifier's training settings, for train_c2fpl (and its cache fingerprint)."""
+        return C2FPLRecipe(self.c2fpl_lr, self.c2fpl_momentum, self.c2fpl_nesterov, self.c2fpl_weight_decay,
+                           parse_milestones(self.c2fpl_milestones), self.c2fpl_gamma, self.c2fpl_batch_size,
+                           self.c2fpl_epochs)
 
     @property
     def lambdas(self) -> tuple[float, float, float]:
@@ -227,6 +266,33 @@ def str2bool(text: str) -> bool:
     if value in ("false", "0", "no", "n", "f"):
         return False
     raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+@dataclass(frozen=True)
+class C2FPLRecipe:
+    """How the C2FPL classifier trains: SGD (lr, momentum, nesterov, weight_decay), the learning rate times
+    ``gamma`` after each epoch of ``milestones`` (MultiStepLR), ``batch_size`` snippets per step, ``epochs``."""
+
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    milestones: tuple[int, ...]
+    gamma: float
+    batch_size: int
+    epochs: int
+
+
+def parse_milestones(text: str) -> tuple[int, ...]:
+    """'15,25' → (15, 25); '' → () (no decay)."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = (0,)
+    if any(v < 1 for v in values):
+        raise InputError("--c2fpl_milestones", f"expected epochs >= 1 separated by commas like 15,25, got {text!r}")
+    return values
 
 
 def parse_lambda(text: str) -> tuple[float, float, float]:
@@ -376,7 +442,8 @@ def canonical_dataset(name: str) -> str:
     key = str(name).strip().lower()
     if key not in DATASET_ALIASES:
         raise InputError("--dataset_name",
-                         f"unknown dataset {name!r}; choose from synthetic, ucfcrime, shanghaitech, avenue")
+                         f"unknown dataset {name!r}; choose from synthetic, ucfcrime, shanghaitech, avenue, "
+                         "xdviolence")
     return DATASET_ALIASES[key]
 
 
@@ -466,7 +533,8 @@ def validate(cfg: Config) -> None:
     """Cheap checks of values, before any work starts."""
     parse_lambda(cfg.Lambda)
     positive = ("max_seqlen", "max_epoch", "snapshot", "feature_size", "synth_train_videos", "synth_test_videos",
-                "synth_crops", "c2fpl_epochs", "eval_batch_size")
+                "synth_crops", "c2fpl_epochs", "c2fpl_batch_size", "c2fpl_lr", "c2fpl_gamma", "eval_batch_size",
+                "auc_abn_group")
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise InputError(f"--{name}", f"must be positive, got {getattr(cfg, name)}")
@@ -478,6 +546,14 @@ def validate(cfg: Config) -> None:
         raise InputError("--device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if not 0.0 <= cfg.c2fpl_window <= 1.0:
         raise InputError("--c2fpl_window", f"must be in [0, 1], got {cfg.c2fpl_window}")
+    parse_milestones(cfg.c2fpl_milestones)
+    for name in ("adamw_beta1", "adamw_beta2", "c2fpl_momentum"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise InputError(f"--{name}", f"must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.c2fpl_nesterov and cfg.c2fpl_momentum == 0:
+        raise InputError("--c2fpl_nesterov", "Nesterov momentum needs --c2fpl_momentum > 0")
+    if cfg.c2fpl_weight_decay < 0:
+        raise InputError("--c2fpl_weight_decay", f"must be >= 0, got {cfg.c2fpl_weight_decay}")
     if cfg.c2fpl_nu < 0:
         raise InputError("--c2fpl_nu", f"must be >= 0, got {cfg.c2fpl_nu}")
     if cfg.aux == "frd" and cfg.stage == "train" and not cfg.aux_labels:

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed import _functional_collectives as funcol
 
+from model.frd import BatchStatistics
 from utils.device import resolve_device
 from utils.errors import InputError
 
@@ -54,8 +55,22 @@ def setup(device_name: str, batch_size: int) -> tuple[Distributed, torch.device]
     return info, device
 
 
-def teardown() -> None:
-    if is_distributed():
+def teardown(synchronise: bool = True) -> None:
+    """Leave the process group (nothing to do in one process).
+
+    ``synchronise`` (a normal exit): first wait at a barrier until every rank is done, so that none leaves while
+    another still works (rank 0 alone writes the summary after training). The wait, with the GIL released, also
+    lets gloo's worker threads finish releasing the last collectives: those issued in a backward pass (DDP's, the
+    all-reduces of ``sum_over_ranks``) hold a Python object, and a worker thread that drops one after the
+    interpreter has begun to shut down aborts the process ("terminate called without an active exception").
+    Pass False after an error: the other ranks may never reach the barrier.
+    """
+    if not is_distributed():
+        return
+    try:
+        if synchronise:
+            dist.barrier()
+    finally:
         dist.destroy_process_group()
 
 
@@ -129,6 +144,25 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
     return torch.cat([part[:n] for part, n in zip(parts, sizes)])
+
+
+class GlobalBatchStatistics(BatchStatistics):
+    """The global batch of every process, for ``FRDUVAD.training_step`` under torchrun: the statistics
+    all-reduced (``global_mean_std``, with their gradients), the bank's new rows of every process in rank order."""
+
+    def mean_std(self, values: torch.Tensor, shared_from: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return global_mean_std(values, shared_from)
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        return gather_rows(rows)
+
+
+def own_share(rows: np.ndarray) -> np.ndarray:
+    """This process's contiguous part of ``rows (n,)`` (``np.array_split`` over the ranks); all of them in one
+    process."""
+    if not is_distributed():
+        return rows
+    return np.array_split(rows, dist.get_world_size())[dist.get_rank()]
 
 
 def sum_floats(values: list[float]) -> list[float]:

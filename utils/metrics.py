@@ -2,7 +2,8 @@
 
 Frame scores are snippet scores repeated 16 times. ``auc_abn`` and ``far_abn`` use
 the release's definition: snippets in consecutive groups of 128 (its evaluation
-batches), a group counts as abnormal if any of its frames is anomalous.
+batches, ``--auc_abn_group``), a group counts as abnormal if any of its frames is anomalous.
+The false alarm rates count normal frames scored >= 0.5 (``--label_threshold``).
 """
 import os
 
@@ -16,11 +17,11 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from utils.config import Config
 from utils.errors import InputError
 from utils.ranges import check_ranges
 
-FRAMES_PER_SNIPPET = 16
-FAR_THRESHOLD = 0.5
+FRAMES_PER_SNIPPET = 16  # frames per I3D snippet: the one definition, for every frame label, score and count
 
 
 def frame_scores(snippet_scores: np.ndarray) -> np.ndarray:
@@ -33,10 +34,16 @@ def _auc_or_nan(gt: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(gt, scores)) if 0 < gt.sum() < len(gt) else float("nan")
 
 
-def _false_alarm_rate(gt: np.ndarray, scores: np.ndarray) -> float:
-    """Fraction of normal frames scored >= 0.5; NaN without normal frames."""
+def _false_alarm_rate(gt: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    """Fraction of normal frames scored >= ``threshold``; NaN without normal frames."""
     normal = gt == 0
-    return float(np.mean(scores[normal] >= FAR_THRESHOLD)) if normal.any() else float("nan")
+    return float(np.mean(scores[normal] >= threshold)) if normal.any() else float("nan")
+
+
+def precision_recall(hits: float, predicted: float, true: float) -> dict[str, float]:
+    """Precision and recall of 0/1 labels from counts: ``hits`` true positives among ``predicted`` positive
+    labels and ``true`` actual positives (a count of 0 counts as 1, giving 0 rather than NaN)."""
+    return {"precision": hits / max(predicted, 1), "recall": hits / max(true, 1)}
 
 
 def equal_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> float:
@@ -50,21 +57,22 @@ def _check_inputs(scores: np.ndarray, gt: np.ndarray, gt_where: object) -> None:
         raise InputError("snippet_scores", "contain NaN or Inf")
     if len(gt) != len(scores):
         raise InputError(gt_where, f"{len(gt)} frames, but {len(scores) // FRAMES_PER_SNIPPET} snippets "
-                                   f"need {len(scores)} (16 per snippet)")
+                                   f"need {len(scores)} ({FRAMES_PER_SNIPPET} per snippet)")
     if not np.isin(gt, (0, 1)).all():
         raise InputError(gt_where, "frame ground truth must be 0/1")
     if gt.min() == gt.max():
         raise InputError(gt_where, f"every frame is {int(gt[0])}: AUC needs both normal and anomalous frames")
 
 
-def evaluate(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarray | None = None,
-             group: int = 128, *, gt_path: str | os.PathLike | None = None,
-             ranges_path: str | os.PathLike | None = None) -> dict[str, float | list]:
+def frame_metrics(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarray | None = None,
+                  group: int = Config.auc_abn_group, *, threshold: float = Config.label_threshold,
+                  gt_path: str | os.PathLike | None = None,
+                  ranges_path: str | os.PathLike | None = None) -> dict[str, float | list]:
     """(N,) snippet scores, (16 N,) 0/1 frame labels[, (V, 2) snippet ranges] -> metrics.
 
-    Keys: auc_all, auc_abn, far_all, far_abn (FPR at score >= 0.5), eer, ap (sklearn
-    average precision), pr_auc (trapezoid under recall/precision); with ranges also
-    auc_abn_video (frames of videos holding any anomalous frame) and per_video_auc
+    Keys: auc_all, auc_abn (in abnormal groups of ``group`` snippets), far_all, far_abn (FPR at score
+    >= ``threshold``), eer, ap (sklearn average precision), pr_auc (trapezoid under recall/precision);
+    with ranges also auc_abn_video (frames of videos holding any anomalous frame) and per_video_auc
     (one entry per video, None for single-class videos, i.e. all normal ones).
     A metric over a frame set without both classes is NaN; ground truth with a single
     class overall, or of the wrong length, is an InputError.
@@ -84,14 +92,14 @@ def evaluate(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarra
     metrics: dict[str, float | list] = {
         "auc_all": float(auc(fpr, tpr)),
         "auc_abn": _auc_or_nan(gt[in_abnormal_group], scores[in_abnormal_group]),
-        "far_all": _false_alarm_rate(gt, scores),
-        "far_abn": _false_alarm_rate(gt[in_abnormal_group], scores[in_abnormal_group]),
+        "far_all": _false_alarm_rate(gt, scores, threshold),
+        "far_abn": _false_alarm_rate(gt[in_abnormal_group], scores[in_abnormal_group], threshold),
         "eer": equal_error_rate(fpr, tpr),
         "ap": float(average_precision_score(gt, scores)),
         "pr_auc": float(auc(recall, precision)),
     }
     if ranges is not None:
-        ranges = check_ranges(str(ranges_path or "ranges"), np.asarray(ranges), len(snippet_scores))
+        ranges = check_ranges(ranges_path or "ranges", ranges, len(snippet_scores))
         frames = ranges * FRAMES_PER_SNIPPET
         per_video = [_auc_or_nan(gt[a:b], scores[a:b]) for a, b in frames]
         anomalous_video = np.zeros(len(gt), dtype=bool)

@@ -9,8 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
+from utils.config import Config  # noqa: E402
 from utils.io import atomic_open  # noqa: E402
-from utils.metrics import frame_scores  # noqa: E402
+from utils.metrics import FRAMES_PER_SNIPPET, frame_scores  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -38,22 +39,23 @@ def anomalous_spans(labels: np.ndarray) -> list[tuple[int, int]]:
 
 
 def plot_videos(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.ndarray, out_dir: Path,
-                names: list[str] | None = None) -> list[Path]:
-    """One PNG per test video holding an anomaly, ``<name>.png``: frame scores over time, the 0.5 alarm line,
-    ground-truth spans shaded; the title names the video and its frame AUC. ``names``: ``(V,)`` video names
-    (default ``video_0000`` …)."""
+                names: list[str] | None = None, threshold: float = Config.label_threshold) -> list[Path]:
+    """One PNG per test video holding an anomaly, ``<name>.png``: frame scores over time, the alarm line at
+    ``threshold``, ground-truth spans shaded; the title names the video and its frame AUC. ``names``: ``(V,)``
+    video names (default ``video_0000`` …)."""
     scores = frame_scores(snippet_scores)
     names = names if names is not None and len(names) == len(ranges) else [f"video_{v:04d}" for v in range(len(ranges))]
     written = []
     for name, (a, b) in zip(names, ranges):
-        labels, video_scores = frame_gt[16 * a:16 * b], scores[16 * a:16 * b]
+        frames = slice(FRAMES_PER_SNIPPET * a, FRAMES_PER_SNIPPET * b)
+        labels, video_scores = frame_gt[frames], scores[frames]
         if not labels.any():
             continue
         fig, ax = plt.subplots(figsize=(7, 2.6))
         for i, (start, stop) in enumerate(anomalous_spans(labels)):
             ax.axvspan(start, stop, color="tab:red", alpha=0.2, linewidth=0, label="ground truth" if i == 0 else None)
         ax.plot(np.arange(len(labels)), video_scores, color="tab:blue", linewidth=1, label="anomaly score")
-        ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8, label="alarm threshold 0.5")
+        ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8, label=f"alarm threshold {threshold:g}")
         ax.set(xlim=(0, len(labels)), ylim=(-0.02, 1.02), xlabel="frame", ylabel="anomaly score",
                title=video_title(name, labels, video_scores))
         ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
