@@ -93,11 +93,13 @@ def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) 
     auxiliary, of that classifier alone."""
     key = SELECT_METRICS[cfg.select_metric][0]
     norms = snippet_norms(test.source)[test.rows]
-    result = {"feature norm": frame_metrics(norms, test.labels)[key]}
+    result = {"feature norm": frame_metrics(norms, test.labels, None, cfg.auc_abn_group,
+                                                   threshold=cfg.label_threshold)[key]}
     if cfg.aux == "c2fpl":
         scores = score_snippets(lambda x: model.scorer_c2fpl(x).squeeze(-1), test.source, test.rows,
                                 cfg.eval_batch_size, device)
-        result["C2FPL classifier alone"] = frame_metrics(scores, test.labels, test.ranges)[key]
+        result["C2FPL classifier alone"] = frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group,
+                                                                 threshold=cfg.label_threshold)[key]
     return result
 
 

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     test = open_test(cfg, check_size=False)
     check_size(model, cfg.ckpt_path, test.source)
     scores = score_snippets(score, test.source, test.rows, cfg.eval_batch_size, device)
-    metrics = frame_metrics(scores, test.labels, test.ranges)
+    metrics = frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group, threshold=cfg.label_threshold)
     print_metrics(metrics, test.n_snippets, cfg.ckpt_path, SELECT_METRICS[cfg.select_metric][0])
     if extra.metrics_out:
         save_json(extra.metrics_out, {"checkpoint": cfg.ckpt_path, "test_features": test.source.path, **metrics})

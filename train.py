@@ -303,7 +303,8 @@ class Trainer:
             self.model.train(was_training)
         record, p = None, self.progress
         if self.dist.is_main:
-            metrics = frame_metrics(scores, self.test.labels, self.test.ranges)
+            metrics = frame_metrics(scores, self.test.labels, self.test.ranges, self.cfg.auc_abn_group,
+                                    threshold=self.cfg.label_threshold)
             record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
                       "bank_size": len(self.model.bank)}
         return broadcast_object(record)

@@ -167,7 +167,8 @@ def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: 
         if test is not None:
             scores = score_snippets(lambda x: classifier(x).squeeze(-1), test.source, test.rows, cfg.eval_batch_size,
                                     device)
-            metrics = frame_metrics(scores, test.labels, test.ranges)
+            metrics = frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group,
+                                    threshold=cfg.label_threshold)
             summary["classifier_test"] = {k: v for k, v in metrics.items() if k != "per_video_auc"}
         with sigint_held():
             save_checkpoint(paths["classifier"], classifier.cpu().state_dict(),

@@ -205,3 +205,18 @@ def test_run_test_names_settings_that_do_not_fit(full_run, tmp_path):
     (tmp_path / "last.yaml").write_text("feature_size: 256\ncrops: 2\n")
     with pytest.raises(InputError, match=r"last\.yaml: no cross_clip, Vitblock_num: not the settings of an FRD-UVAD"):
         run_test.load_model(str(path), torch.device("cpu"))
+
+
+def test_run_test_applies_the_metric_settings(data_dir, full_run, tmp_path):
+    out, _ = full_run
+    metrics_file, scores_file = tmp_path / "m.json", tmp_path / "s.npy"
+    run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(out / "last.pkl"), "--auc_abn_group", "8",
+                   "--label_threshold", "0.3", "--metrics_out", str(metrics_file), "--scores_out", str(scores_file)])
+    reported = json.loads(metrics_file.read_text())
+    test = open_test(prepare(parse_config([*TINY, "--synthetic_dir", data_dir])))
+    scores = np.load(scores_file)
+    expected = frame_metrics(scores, test.labels, test.ranges, 8, threshold=0.3)
+    default = frame_metrics(scores, test.labels, test.ranges)
+    for key in ("auc_abn", "far_all"):
+        assert reported[key] == pytest.approx(expected[key], abs=1e-12)
+    assert (reported["auc_abn"], reported["far_all"]) != (default["auc_abn"], default["far_all"])
