@@ -7,7 +7,11 @@ from torch import nn
 class SelfAttention(nn.Module):
     """MSA on tokens ``(N, cc, T, d)`` → ``(N, cc, T, d)``: each clip's T tokens attend among themselves.
 
-    One scaled-dot-product-attention call with the clip axis folded into the batch; scale (d/H)^-0.5.
+    Scale (d/H)^-0.5, the clip axis folded into the batch. On the CPU with heads of 8 values or more (2048-d
+    features) the release's explicit softmax(q·kᵀ)·v in batched matmuls: its T×T scores are then at most twice
+    the size of q, and it runs faster there than scaled_dot_product_attention, whose backward is slow for these
+    shapes. Otherwise (smaller heads, whose scores would be 8× q and more; GPUs) scaled_dot_product_attention,
+    which never materializes the scores, on strided views of the qkv projection.
     """
 
     def __init__(self, dim: int, num_heads: int = 16) -> None:
@@ -19,21 +23,26 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def queries(self, q: torch.Tensor) -> torch.Tensor:
-        """Which queries each clip uses: ``(N, cc, H, T, d/H)``, its own."""
+        """Which queries each clip uses: ``(N, cc, H, T, hd)``, its own."""
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, cc, t, d = x.shape
-        h = self.num_heads
-        q, k, v = self.qkv(x).view(n, cc, t, 3, h, d // h).permute(3, 0, 1, 4, 2, 5)  # 3 × (N, cc, H, T, d/H)
-        q, k, v = (z.reshape(n * cc, h, t, d // h) for z in (self.queries(q), k, v))
-        y = F.scaled_dot_product_attention(q, k, v)  # (N·cc, H, T, d/H)
-        return self.proj(y.view(n, cc, h, t, d // h).transpose(2, 3).reshape(n, cc, t, d))
+        h, hd = self.num_heads, d // self.num_heads
+        q, k, v = (z.transpose(2, 3) for z in self.qkv(x).view(n, cc, t, 3, h, hd).unbind(3))  # 3 × (N, cc, H, T, hd)
+        q = self.queries(q)
+        if x.device.type != "cpu" or hd < 8:
+            y = F.scaled_dot_product_attention(*(z.flatten(0, 1) for z in (q, k, v)))  # (N·cc, H, T, hd)
+            return self.proj(y.transpose(1, 2).reshape(n, cc, t, d))  # a view: SDPA's output is (N·cc, T, H, hd)
+        q, k, v = (z.reshape(n * cc * h, t, hd) for z in (q, k, v))  # (N·cc·H, T, hd), copies of the views
+        att = (k @ q.transpose(1, 2) * hd ** -0.5).softmax(dim=1)  # (N·cc·H, T keys, T queries): transposed
+        y = v.transpose(1, 2) @ att  # (N·cc·H, hd, T) = (softmax(q·kᵀ)·v)ᵀ; MKL is fastest in this orientation
+        return self.proj(y.view(n, cc, h, hd, t).permute(0, 1, 4, 2, 3).reshape(n, cc, t, d))
 
 
 class CascadeCrossAttention(SelfAttention):
     """MCA: clip 0 attends to itself; clip k ≥ 1 attends with the *queries of clip k−1* to the keys/values of clip k."""
 
     def queries(self, q: torch.Tensor) -> torch.Tensor:
-        """``(N, cc, H, T, d/H)`` shifted by one clip along the clip axis (clip 0 keeps its own)."""
+        """``(N, cc, H, T, hd)`` shifted by one clip along the clip axis (clip 0 keeps its own); contiguous."""
         return torch.cat([q[:, :1], q[:, :-1]], dim=1)

@@ -54,9 +54,10 @@ def naive_attention(attn: SelfAttention, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("cc", [1, 2, 4])
 @pytest.mark.parametrize("cascade", [False, True])
-def test_attention_equals_per_clip_loop(cc, cascade):
+@pytest.mark.parametrize("heads", [4, 16])  # heads of 8 values: the explicit softmax; of 2: SDPA
+def test_attention_equals_per_clip_loop(cc, cascade, heads):
     torch.manual_seed(0)
-    attn = (CascadeCrossAttention if cascade else SelfAttention)(32, num_heads=4)
+    attn = (CascadeCrossAttention if cascade else SelfAttention)(32, num_heads=heads)
     x = torch.randn(3, cc, 16, 32)
     with torch.no_grad():
         torch.testing.assert_close(attn(x), naive_attention(attn, x), rtol=1e-5, atol=1e-5)
