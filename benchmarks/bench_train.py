@@ -6,7 +6,9 @@ samples/s, 3.16 GB; 2048/320 does not fit in 24 GB.
 
     python -m benchmarks.bench_train                       # 512/320, 2048/320 (checkpointed), 2048/32
     python -m benchmarks.bench_train --configs 512x320 --steps 5
-Each configuration runs in its own process, so each peak RSS is its own.
+    python -m benchmarks.bench_train --configs 512x320 2048x32 --amp off bf16   # fp32 and bfloat16 autocast
+Each configuration runs in its own process, so each peak RSS is its own. ``--amp bf16`` runs the forward
+pass under bfloat16 autocast as training's ``--amp bf16`` does; its GFLOP/s are against the bf16 matmul peak.
 """
 import argparse
 import json
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 
 from model.frd import FRDUVAD, ModelConfig
+from utils.device import autocast
 
 ROOT = Path(__file__).resolve().parents[1]  # where each configuration's process runs
 CROPS, CROSS_CLIP, BLOCKS, TOKENS = 10, 4, 8, 16
@@ -40,8 +43,8 @@ def flops_per_sample(feature_size: int) -> float:
     return 2 * (sum(macs.values()) + 2 * (macs["reconstructor"] + macs["scorer"]))
 
 
-def matmul_peak_gflops(n: int = 4096, repeats: int = 3) -> float:
-    a, b = torch.rand(n, n), torch.rand(n, n)
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 3) -> float:
+    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -51,7 +54,7 @@ def matmul_peak_gflops(n: int = 4096, repeats: int = 3) -> float:
     return 2 * n ** 3 / min(times) / 1e9
 
 
-def measure(feature_size: int, batch: int, steps: int, checkpoint_blocks: bool) -> dict:
+def measure(feature_size: int, batch: int, steps: int, checkpoint_blocks: bool, amp: str) -> dict:
     torch.manual_seed(0)
     model = FRDUVAD(ModelConfig(feature_size, CROSS_CLIP, BLOCKS, aux="c2fpl",
                                 checkpoint_blocks=checkpoint_blocks)).train()
@@ -60,14 +63,15 @@ def measure(feature_size: int, batch: int, steps: int, checkpoint_blocks: bool) 
     times = []
     for step in range(steps + 1):
         start = time.perf_counter()
-        out = model.training_step(x)
+        with autocast(x.device, amp):  # as the trainer: forward under autocast, backward outside
+            out = model.training_step(x)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
         if step:  # the first step warms up
             times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return {"feature_size": feature_size, "batch": batch, "checkpoint_blocks": checkpoint_blocks,
+    return {"feature_size": feature_size, "batch": batch, "checkpoint_blocks": checkpoint_blocks, "amp": amp,
             "s_per_step": seconds, "samples_per_s": batch / seconds,
             "gflops": batch / seconds * flops_per_sample(feature_size) / 1e9,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
@@ -78,27 +82,34 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["512x320", "2048x320c", "2048x32"],
                         help="FEATURExBATCH, a trailing c for activation checkpointing")
     parser.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up step")
+    parser.add_argument("--amp", nargs="+", choices=["off", "bf16"], default=["off"],
+                        help="a row per configuration for each: fp32, or bfloat16 autocast")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         size, batch = args.one.rstrip("c").split("x")
-        print(json.dumps(measure(int(size), int(batch), args.steps, args.one.endswith("c"))))
+        print(json.dumps(measure(int(size), int(batch), args.steps, args.one.endswith("c"), args.amp[0])))
         return
-    peak = matmul_peak_gflops()
-    print(f"matmul peak (4096², {torch.get_num_threads()} threads): {peak:.0f} GFLOP/s; "
-          f"model FLOPs per sample: 512 → {flops_per_sample(512) / 1e9:.2f} G, 2048 → {flops_per_sample(2048) / 1e9:.2f} G")
-    print("| feature size | batch | checkpointing | s/step | samples/s | peak RSS (GB) | GFLOP/s | of matmul peak |")
-    print("|---|---|---|---|---|---|---|---|")
+    peaks = {amp: matmul_peak_gflops(torch.bfloat16 if amp == "bf16" else torch.float32) for amp in args.amp}
+    print(f"matmul peak (4096², {torch.get_num_threads()} threads): "
+          + ", ".join(f"{'bf16' if amp == 'bf16' else 'fp32'} {peak:.0f}" for amp, peak in peaks.items())
+          + f" GFLOP/s; model FLOPs per sample: 512 → {flops_per_sample(512) / 1e9:.2f} G, "
+          f"2048 → {flops_per_sample(2048) / 1e9:.2f} G")
+    print("| feature size | batch | checkpointing | precision | s/step | samples/s | peak RSS (GB) | GFLOP/s "
+          "| of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for config in args.configs:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--one", config, "--steps",
-                               str(args.steps)], cwd=ROOT, capture_output=True, text=True)
-        if done.returncode:
-            print(f"| {config} | failed: {done.stderr.strip().splitlines()[-1]} |")
-            continue
-        r = json.loads(done.stdout)
-        print(f"| {r['feature_size']} | {r['batch']} | {'yes' if r['checkpoint_blocks'] else 'no'} | "
-              f"{r['s_per_step']:.2f} | {r['samples_per_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['gflops']:.0f} | "
-              f"{r['gflops'] / peak:.0%} |")
+        for amp in args.amp:
+            done = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--one", config, "--steps",
+                                   str(args.steps), "--amp", amp], cwd=ROOT, capture_output=True, text=True)
+            if done.returncode:
+                print(f"| {config} | {amp} | failed: {done.stderr.strip().splitlines()[-1]} |")
+                continue
+            r = json.loads(done.stdout)
+            print(f"| {r['feature_size']} | {r['batch']} | {'yes' if r['checkpoint_blocks'] else 'no'} | "
+                  f"{'bf16 autocast' if amp == 'bf16' else 'fp32'} | {r['s_per_step']:.2f} | "
+                  f"{r['samples_per_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['gflops']:.0f} | "
+                  f"{r['gflops'] / peaks[amp]:.0%} |")
 
 
 if __name__ == "__main__":
