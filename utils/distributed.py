@@ -34,15 +34,16 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def setup(device_name: str, batch_size: int) -> tuple[Distributed, torch.device]:
+def setup(device_name: str, batch_size: int | None = None) -> tuple[Distributed, torch.device]:
     """Join the process group torchrun describes (nccl on GPUs, gloo on the CPU) and pick this rank's device.
 
-    A single process gets ``Distributed()`` and ``resolve_device(device_name)``.
+    A single process gets ``Distributed()`` and ``resolve_device(device_name)``. ``batch_size``: a global
+    training batch, which must split evenly over the processes.
     """
     if not launched_by_torchrun():
         return Distributed(), resolve_device(device_name)
     info = Distributed(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
-    if batch_size % info.world_size:
+    if batch_size is not None and batch_size % info.world_size:
         raise InputError("--max_seqlen", f"the global batch {batch_size} is not divisible by the "
                                          f"{info.world_size} processes")
     device = resolve_device(device_name)

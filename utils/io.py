@@ -7,9 +7,10 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -52,6 +53,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """``np.save`` to exactly ``path`` (no ``.npy`` appended), atomically."""
     atomic_write(path, lambda f: np.save(f, array))
+
+
+def save_npy_rows(path: str | os.PathLike, chunks: Iterable[np.ndarray]) -> tuple[int, ...]:
+    """Chunks ``(k, *row)`` of one dtype stacked into one ``.npy`` at ``path``, atomically, in the memory
+    of one chunk (rows go to a temp file first, as their count is known only at the end); returns the shape."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, row_shape, dtype = 0, None, None
+    with tempfile.TemporaryFile(dir=path.parent) as raw:
+        for chunk in chunks:
+            chunk = np.ascontiguousarray(chunk)
+            if row_shape is None:
+                row_shape, dtype = chunk.shape[1:], chunk.dtype
+            elif chunk.shape[1:] != row_shape or chunk.dtype != dtype:
+                raise ValueError(f"{path}: chunk {chunk.shape} {chunk.dtype} after rows {row_shape} {dtype}")
+            raw.write(chunk.tobytes())
+            rows += len(chunk)
+        if row_shape is None:
+            raise ValueError(f"{path}: no rows to write")
+        shape = (rows, *row_shape)
+        raw.seek(0)
+        with atomic_open(path) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                     "fortran_order": False, "shape": shape})
+            shutil.copyfileobj(raw, f, 1 << 24)
+    return shape
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:

@@ -1,0 +1,1 @@
+"""The path from video files to snippet tensors: decoding, preprocessing presets, backbones."""
