@@ -1,4 +1,4 @@
-"""Features from your own videos: one ``<name>_i3d.npy`` ``(N, crops, D)`` per video, in the layouts main.py reads.
+"""Features from your own videos: one <name>_i3d.npy (N, crops, D) per video, in the layouts main.py reads.
 
     python extract_features.py --videos DIR --output_dir features/mine --weights i3d_r50_kinetics.pth
     python extract_features.py --videos clips/ --output_dir features/tv --backbone r2plus1d_18
