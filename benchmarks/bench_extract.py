@@ -12,9 +12,6 @@ features from fp32 ones on the same snippets.
 import argparse
 import dataclasses
 import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,13 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.bench_train import matmul_peak_gflops
+from benchmarks.common import matmul_peak_gflops, measure_in_process, peak_rss_gb
 from video.backbones import build_backbone
 from video.decode import read_frames
 from video.extract import Extractor, Progress
 from video.presets import PRESETS, SNIPPET, torchvision_preset
 
-ROOT = Path(__file__).resolve().parents[1]
 FPS, WIDTH, HEIGHT = 30, 320, 240
 
 
@@ -91,7 +87,7 @@ def measure(video: str, backbone_name: str, crops: int, amp: str, batch_size: in
             "video_s_per_s": rate * SNIPPET / FPS, "gflop": gflop, "gflops": rate * gflop,
             "decode_share": progress.wait_seconds / progress.seconds,
             "decode_alone_share": decode_alone / progress.seconds, "bf16_deviation": deviation,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+            "peak_rss_gb": peak_rss_gb()}
 
 
 def main() -> None:
@@ -116,13 +112,12 @@ def main() -> None:
               "| of matmul peak | peak RSS (GB) | decode share | decode alone | bf16 vs fp32 |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for run in args.runs:
-            done = subprocess.run([sys.executable, "-m", "benchmarks.bench_extract", "--batch_size",
-                                   str(args.batch_size), "--one", str(video), run],
-                                  cwd=ROOT, capture_output=True, text=True)
-            if done.returncode:
-                print(f"| {run} | failed: {done.stderr.strip().splitlines()[-1]} |")
+            try:
+                r = measure_in_process("benchmarks.bench_extract", ["--batch_size", str(args.batch_size),
+                                                                    "--one", str(video), run])
+            except RuntimeError as e:
+                print(f"| {run} | failed: {e} |")
                 continue
-            r = json.loads(done.stdout)
             print(f"| {r['backbone']} | {r['crops']} | {'bf16' if r['amp'] == 'bf16' else 'fp32'} | "
                   f"{r['snippets_per_s']:.2f} | {r['video_s_per_s']:.2f} | {r['gflop']:.1f} | {r['gflops']:.0f} | "
                   f"{r['gflops'] / peaks[r['amp']]:.0%} | {r['peak_rss_gb']:.2f} | {r['decode_share']:.1%} | "

@@ -12,19 +12,15 @@ pass under bfloat16 autocast as training's ``--amp bf16`` does; its GFLOP/s are 
 """
 import argparse
 import json
-import resource
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import torch
 
+from benchmarks.common import matmul_peak_gflops, measure_in_process, peak_rss_gb
 from model.frd import FRDUVAD, ModelConfig
 from utils.device import autocast
 
-ROOT = Path(__file__).resolve().parents[1]  # where each configuration's process runs
 CROPS, CROSS_CLIP, BLOCKS, TOKENS = 10, 4, 8, 16
 
 
@@ -41,17 +37,6 @@ def flops_per_sample(feature_size: int) -> float:
     """Forward of everything, backward (≈ 2× forward) of the trained parts, 2 FLOP per MAC."""
     macs = forward_macs(feature_size)
     return 2 * (sum(macs.values()) + 2 * (macs["reconstructor"] + macs["scorer"]))
-
-
-def matmul_peak_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 3) -> float:
-    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / min(times) / 1e9
 
 
 def measure(feature_size: int, batch: int, steps: int, checkpoint_blocks: bool, amp: str) -> dict:
@@ -74,7 +59,7 @@ def measure(feature_size: int, batch: int, steps: int, checkpoint_blocks: bool, 
     return {"feature_size": feature_size, "batch": batch, "checkpoint_blocks": checkpoint_blocks, "amp": amp,
             "s_per_step": seconds, "samples_per_s": batch / seconds,
             "gflops": batch / seconds * flops_per_sample(feature_size) / 1e9,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+            "peak_rss_gb": peak_rss_gb()}
 
 
 def main() -> None:
@@ -100,12 +85,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for config in args.configs:
         for amp in args.amp:
-            done = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--one", config, "--steps",
-                                   str(args.steps), "--amp", amp], cwd=ROOT, capture_output=True, text=True)
-            if done.returncode:
-                print(f"| {config} | {amp} | failed: {done.stderr.strip().splitlines()[-1]} |")
+            try:
+                r = measure_in_process("benchmarks.bench_train", ["--one", config, "--steps", str(args.steps),
+                                                                  "--amp", amp])
+            except RuntimeError as e:
+                print(f"| {config} | {amp} | failed: {e} |")
                 continue
-            r = json.loads(done.stdout)
             print(f"| {r['feature_size']} | {r['batch']} | {'yes' if r['checkpoint_blocks'] else 'no'} | "
                   f"{'bf16 autocast' if amp == 'bf16' else 'fp32'} | {r['s_per_step']:.2f} | "
                   f"{r['samples_per_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['gflops']:.0f} | "

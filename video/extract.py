@@ -14,7 +14,7 @@ import torch
 
 from video.backbones import Backbone
 from video.decode import VideoError, read_frames
-from video.presets import SNIPPET, Preset
+from video.presets import Preset
 
 
 class TooShort(VideoError):
