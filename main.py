@@ -2,6 +2,7 @@
 
     python main.py                                  # the synthetic default, end to end
     python main.py --dataset_name ucfcrime ...      # the paper's command (README)
+    python main.py --dataset_name custom --train_list OUT/features.list   # your own features, no test set
     python main.py --stage data --output_dir DIR    # write the synthetic dataset into DIR
     python main.py --stage c2fpl                    # C2FPL pseudo labels and classifier only
 """
@@ -13,11 +14,12 @@ import numpy as np
 import torch
 
 import train_c2fpl
-from dataset import synthetic
+from dataset import synthetic, video_demo
 from dataset.c2fpl import snippet_norms
 from dataset.features import FeatureSource, read_npy
 from dataset.ground_truth import TestSet
-from dataset.prepare import has_test_set, open_test, open_train, prepare, synthetic_spec
+from dataset.prepare import (check_train_given, extraction_settings, has_test_set, open_test, open_train, prepare,
+                             synthetic_spec)
 from model.frd import FRDUVAD, ModelConfig
 from scoring import score_snippets
 from train import (RESUME_FILE, Interrupted, Trainer, TrainingError, check_output_dir, default_output_dir,
@@ -73,7 +75,7 @@ def model_config(cfg: Config) -> ModelConfig:
                        bank_capacity=int(cfg.max_seqlen * cfg.beta))
 
 
-def build_model(cfg: Config, train: FeatureSource, test: TestSet, device: torch.device) -> FRDUVAD:
+def build_model(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device) -> FRDUVAD:
     """FRDUVAD of the configuration, with its auxiliary C2FPL classifier loaded when ``--aux c2fpl``."""
     try:
         model = FRDUVAD(model_config(cfg))
@@ -122,8 +124,22 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path) 
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file})")
 
 
-def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch.device,
-                 info: Distributed = Distributed()) -> None:
+def print_summary_without_test(progress, cfg: Config, out_dir: Path) -> None:
+    """Why no metric is reported, the last snapshot's losses and pseudo-label counts, and the checkpoint to use."""
+    last = progress.history[-1]
+    print("\nno test set given: nothing was evaluated, so no AUC is reported and no best checkpoint is kept")
+    print("baselines (feature norm, C2FPL classifier alone) skipped: they need a test set")
+    print(f"last snapshot, iteration {last['iteration']} (epoch {last['epoch']}): loss {last['loss']:.4f} "
+          f"(Lre {last['Lre']:.4f}, Ldi {last['Ldi']:.4f}, Ls {last['Ls']:.4f}); anomalous pseudo labels "
+          f"{last['pseudo_labels']} of {last['labels_total']} (reconstruction {last['recon_labels']}, aux "
+          f"{cfg.aux} {last['aux_labels']}) since the snapshot before")
+    print(f"the checkpoint to use: {out_dir / 'last.pkl'}  (outputs: {out_dir})")
+
+
+def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device,
+                 info: Distributed = Distributed(), extraction: dict | None = None) -> None:
+    """FRD-UVAD training into its output folder, the C2FPL stage first when it needs one; ``test`` None: no
+    evaluation. ``extraction``: the features' extraction settings, recorded beside every checkpoint."""
     resume = Path(cfg.resume) if cfg.resume else None
     if resume is not None and resume.is_dir():
         resume = resume / "resume.pt"
@@ -140,12 +156,18 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet, device: torch
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_text(out_dir / "config.yaml", dataclasses.replace(cfg, output_dir=str(out_dir)).to_yaml())
-    trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth, info)
+    trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth, info, extraction)
     if resume is not None:
         trainer.load_resume(resume)
     progress = trainer.run()
-    if info.is_main:
+    if info.is_main and test is None:
+        print_summary_without_test(progress, cfg, out_dir)
+    elif info.is_main:
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir)
+    if info.is_main and cfg.dataset_name == "video_demo":
+        print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {out_dir / 'last.pkl'} "
+              f"--weights {video_demo.demo_dir(cfg) / video_demo.STANDIN_WEIGHTS} --output_dir scored\n"
+              f"({video_demo.WARNING})")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,20 +188,26 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.stage == "data":
             log("configuration:\n" + cfg.summary())
             return write_synthetic(cfg)
+        check_train_given(cfg)
         with main_process_first():
             cfg = prepare(cfg, explicit_settings(argv))
         train = open_train(cfg)
-        test = open_test(cfg) if cfg.stage == "train" or has_test_set(cfg) else None
+        test = open_test(cfg) if has_test_set(cfg) else None
+        extraction = extraction_settings(cfg.train_list or cfg.train_features)
         log("configuration:\n" + cfg.summary())
         log(f"train: {train.n_snippets} snippets x {train.n_crops} crops x {train.feature_size} ({train.path})")
+        if extraction is not None:
+            log(f"extracted with: {', '.join(f'{k} {v}' for k, v in extraction.items())}")
         if test is not None:
             log(f"test:  {test.n_snippets} snippets, {test.labels.size} frames ({test.source.path})")
+        elif cfg.stage == "train":
+            log("test:  none given: training without evaluation (no AUC, no best checkpoint; last.pkl is the one)")
         if cfg.stage == "c2fpl":
             out_dir = cfg.output_dir or c2fpl_dir(cfg)
             train_c2fpl.run_stage(cfg, train, test, out_dir, device)
             save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
             return
-        run_training(cfg, train, test, device, info)
+        run_training(cfg, train, test, device, info, extraction)
     except BaseException:
         failed = True
         raise

@@ -3,6 +3,8 @@
     python run_test.py                                       # the shipped checkpoint on the synthetic test set
     python run_test.py --ckpt_path best_ckpt/....pkl --dataset_name ucfcrime
     python run_test.py --split train --save_pseudo_labels labels.npy   # labels for --aux frd
+    python run_test.py --video DIR_OR_FILE --ckpt_path OUT/last.pkl --output_dir results   # anomaly times of videos
+    python run_test.py --video rtsp://camera/stream --ckpt_path OUT/last.pkl --output_dir live   # a live source
 """
 import argparse
 import dataclasses
@@ -14,14 +16,22 @@ import torch
 
 from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
 from model.frd import FRDUVAD, ModelConfig
+from score_video import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
+                         write_index)
 from scoring import score_snippets
 from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, read_settings,
                               settings_path)
-from utils.config import SELECT_METRICS, explicit_settings, parse_config
+from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.device import autocast, resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
 from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
+from video.annotate import MUXERS
+from video.backbones import BACKBONES, build_backbone
+from video.decode import VideoError
+from video.extract import Extractor, TooShort
+from video.files import find_videos
+from video.presets import PRESETS, preset_for
 
 METRICS = (("auc_all", "AUC"), ("auc_abn", "AUC_abn (release groups of 128)"), ("auc_abn_video", "AUC_abn per video"),
            ("far_all", "FAR"), ("far_abn", "FAR_abn"), ("eer", "EER"), ("ap", "AP"), ("pr_auc", "PR AUC (trapezoid)"))
@@ -44,6 +54,30 @@ def extra_parser() -> argparse.ArgumentParser:
     group.add_argument("--save_pseudo_labels", metavar="FILE",
                        help="With --split train: write per-snippet 0/1 labels (score >= --label_threshold) to this "
                             ".npy file, for main.py --aux frd --aux_labels FILE.")
+    video = parser.add_argument_group(
+        "videos", "Anomaly times of video files or a live source: features extracted as the checkpoint's training "
+                  "features were (its settings file records how), scored snippet by snippet.")
+    video.add_argument("--video", metavar="PATH", help="A video file, a folder of videos, a list file of video paths, "
+                                                       "or a live source PyAV opens (rtsp://…, http://…).")
+    video.add_argument("--stream", metavar="FILE", help="A video file watched as if live: read at its own frame "
+                                                        "rate, scored as frames arrive.")
+    video.add_argument("--backbone", choices=sorted(BACKBONES),
+                       help="The feature backbone (default: the checkpoint's record; needed for the authors' files).")
+    video.add_argument("--weights", metavar="FILE", help="The backbone's weights file (i3d_r50 needs one).")
+    video.add_argument("--preset", choices=sorted(PRESETS), help="i3d_r50's preprocessing (default: the record's).")
+    video.add_argument("--crops", type=int, choices=[10, 5, 1], help="Crops per snippet (default: the record's; 1 "
+                                                                     "is ten times faster, for CPUs and live use).")
+    video.add_argument("--fps", type=float, metavar="R", help="Resample to R frames/s first (default: the record's).")
+    video.add_argument("--threshold", type=float, default=0.5, help="Score at or above which a snippet is "
+                                                                    "anomalous. (default: 0.5)")
+    video.add_argument("--min_gap", type=float, default=1.0, metavar="SECONDS",
+                       help="Merge events separated by less than this. (default: 1.0)")
+    video.add_argument("--min_length", type=float, default=0.0, metavar="SECONDS",
+                       help="Drop events shorter than this. (default: 0)")
+    video.add_argument("--annotate", metavar="NAME", help="Also write each video re-encoded with its scores drawn on "
+                                                          "it, as DIR/<video name>/NAME (.mp4, .mkv, .mov, .avi).")
+    video.add_argument("--video_batch_size", type=int, metavar="N", help="Snippets per forward pass of the "
+                                                                         "backbone (default: 4; 1 when live).")
     return parser
 
 
@@ -87,6 +121,66 @@ def print_metrics(metrics: dict, n_snippets: int, ckpt: str, first: str = "auc_a
             print(f"  {name:<32} {metrics[key]:.4f}")
 
 
+def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device: torch.device) -> None:
+    """``--video`` / ``--stream``: each video extracted, scored and reported into ``--output_dir/<name>/``."""
+    if not cfg.output_dir:
+        raise InputError("--output_dir", "say where the results go: each video's in OUTPUT_DIR/<video name>/")
+    if extra.annotate and Path(extra.annotate).suffix.lower() not in MUXERS:
+        raise InputError("--annotate", f"a file name ending in {', '.join(MUXERS)}, got {extra.annotate!r}")
+    live = bool(extra.stream) or "://" in (extra.video or "")
+    how = resolve_extraction(read_settings(cfg.ckpt_path), extra.backbone, extra.preset, extra.crops, extra.fps,
+                             cfg.ckpt_path)
+    backbone = build_backbone(how["backbone"], extra.weights)
+    size = model.config.feature_size
+    if backbone.feature_size != size:
+        raise InputError(cfg.ckpt_path, f"checkpoint for feature size {size}, but {backbone.name} gives "
+                                        f"{backbone.feature_size}-d features")
+    if how["recorded_backbone"] not in (None, backbone.name):
+        print(f"note: the checkpoint was trained on {how['recorded_backbone']} features, not {backbone.name}")
+    if how["weights"] and how["weights"] != backbone.weights_id:
+        print(f"note: these {backbone.name} weights ({backbone.weights_id}) are not the ones its training features "
+              f"were made with ({how['weights']})")
+    preset = preset_for(backbone.name, backbone.preprocessing, how["preset"])
+    extractor = Extractor(backbone, preset, how["crops"], extra.video_batch_size or (1 if live else 4), device,
+                          cfg.amp, how["fps"], chunk=4 if live else 32)
+    backbone.net.to(device)
+    rules = EventRules(extra.threshold, extra.min_gap, extra.min_length)
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, cfg.amp):
+            return model.score(x)
+
+    out = Path(cfg.output_dir)
+    sources = [(extra.stream or extra.video, live_name(extra.stream or extra.video))] if live \
+        else find_videos(extra.video)
+    reports, problems = [], []
+    for video, name in sources:
+        try:
+            report = score_video(extractor, score, video, name, out / name, rules, device, live=live,
+                                 paced=bool(extra.stream), annotate=extra.annotate,
+                                 on_event=(lambda e: print(f"event {clock(e.start)} – {clock(e.end)}, peak "
+                                                           f"{e.peak_score:.3f}", flush=True)) if live else None)
+        except TooShort as e:
+            problems.append(f"  skipped: {video}: {e}")
+            continue
+        except VideoError as e:
+            problems.append(f"  failed: {video}: {e}")
+            continue
+        reports.append(report)
+        print_report(report)
+        if live:
+            print(speed_line(report, extractor.batch_size))
+        if report.stopped == "interrupted":
+            break
+    if reports:
+        write_index(out, reports)
+    print(f"{len(reports)} scored, {len(problems)} not → {out}")
+    for line in problems:
+        print(line)
+    if not reports:
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     extra, _ = extra_parser().parse_known_args(argv)
@@ -97,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
         raise InputError(cfg.ckpt_path, f"checkpoint file not found ({REAL_FILES_HINT})")
     device = resolve_device(cfg.device)
     model = load_model(cfg.ckpt_path, device)
+    if extra.video or extra.stream:
+        return score_videos(cfg, extra, model, device)
     explicit = explicit_settings(argv, extra=extra_parser())
     size = model.config.feature_size  # the checkpoint decides; a feature size the user gives must agree
     if "feature_size" in explicit and cfg.feature_size != size:

@@ -5,6 +5,10 @@ evaluation on the test set every ``snapshot`` iterations and at the end, the bes
 selecting ``best_ckpt_<auc>.pkl``. The release's evaluation leaves the model in eval mode for the
 rest of training (no dropout, no disruption after the first snapshot); that is the default here,
 ``--keep_train_mode True`` returns to train mode after each evaluation instead.
+
+Without a test set nothing is evaluated: each snapshot logs the losses and pseudo-label counts, saves
+``last.pkl`` and resume.pt, and switches to eval mode as an evaluation would, so that the weights are
+those of the same run with a test set.
 """
 import copy
 import dataclasses
@@ -214,15 +218,18 @@ class Trainer:
     batch statistics and bank are those of the global batch (``GlobalBatchStatistics``), and rank 0 writes the files.
     """
 
-    def __init__(self, cfg: Config, model: FRDUVAD, train: FeatureSource, test: TestSet, device: torch.device,
+    def __init__(self, cfg: Config, model: FRDUVAD, train: FeatureSource, test: TestSet | None, device: torch.device,
                  out_dir: Path, aux_labels: np.ndarray | None = None, truth: np.ndarray | None = None,
-                 dist: Distributed = Distributed()) -> None:
+                 dist: Distributed = Distributed(), extraction: dict | None = None) -> None:
+        """``test``: None trains without evaluations; ``extraction``: the features' extraction settings, recorded
+        beside every checkpoint."""
         self.cfg, self.model, self.test, self.device, self.out_dir = cfg, model, test, device, Path(out_dir)
         self.dist = dist
         self.net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
                                            forward_sync_buffers=False) if is_distributed() else model
         self.statistics = GlobalBatchStatistics() if is_distributed() else BatchStatistics()
-        self.settings = model_settings(model.config, train.n_crops)  # beside every checkpoint, as <name>.yaml
+        recorded = {"extraction": extraction} if extraction else {}
+        self.settings = model_settings(model.config, train.n_crops, **recorded)  # beside every checkpoint, <name>.yaml
         self.aux_labels = None if aux_labels is None else torch.from_numpy(aux_labels.astype(np.float32)).to(device)
         self.truth = None if truth is None else torch.from_numpy(truth.astype(np.float32)).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -288,29 +295,36 @@ class Trainer:
                                 f"checkpoints in {self.out_dir} are kept")
 
     def evaluate(self) -> dict:
-        """The record of this evaluation, the same on every process: the test metrics of the model in eval mode
-        (each process scores its share of the test snippets, rank 0 computes the metrics), the mean losses and
-        label counts since the last evaluation, the bank's size. Changes nothing: a Ctrl-C here loses nothing."""
+        """The record of this snapshot, the same on every process: the test metrics (with a test set), the mean
+        losses and label counts since the last snapshot, the bank's size. Changes nothing: a Ctrl-C here loses
+        nothing."""
         self.check_finite()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            summary = self.interval.summary()
-            with autocast(self.device, self.cfg.amp):
-                scores = score_snippets(self.model.score, self.test.source, self.test.rows, self.cfg.eval_batch_size,
-                                        self.device, sharded=True)
-        finally:
-            self.model.train(was_training)
+        summary = self.interval.summary()
+        scores = None if self.test is None else self.test_scores()
         record, p = None, self.progress
         if self.dist.is_main:
-            metrics = frame_metrics(scores, self.test.labels, self.test.ranges, self.cfg.auc_abn_group,
-                                    threshold=self.cfg.label_threshold)
+            metrics = {}
+            if self.test is not None:
+                metrics = frame_metrics(scores, self.test.labels, self.test.ranges, self.cfg.auc_abn_group,
+                                        threshold=self.cfg.label_threshold)
             record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
                       "bank_size": len(self.model.bank)}
         return broadcast_object(record)
 
+    def test_scores(self) -> np.ndarray | None:
+        """``(N_test,)`` scores of the model in eval mode on rank 0 (each process scores its share), None on the
+        other ranks."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with autocast(self.device, self.cfg.amp):
+                return score_snippets(self.model.score, self.test.source, self.test.rows, self.cfg.eval_batch_size,
+                                      self.device, sharded=True)
+        finally:
+            self.model.train(was_training)
+
     def commit_evaluation(self, record: dict) -> None:
-        """Keep the evaluation ``record``, whole (a Ctrl-C takes effect after it): a new interval, the release's
+        """Keep the snapshot's ``record``, whole (a Ctrl-C takes effect after it): a new interval, the release's
         eval mode from now on (unless ``--keep_train_mode``), the checkpoints, the logs and resume.pt."""
         with sigint_held():
             self.interval = Interval(self.truth)
@@ -324,11 +338,11 @@ class Trainer:
             self.boundary = self.snapshot()
 
     def checkpoint(self, record: dict) -> None:
-        """``best_ckpt_<value>.pkl`` when ``record`` is the best so far (replacing the previous best) and
-        ``last.pkl``, each with its settings (``<name>.yaml``) beside it; rank 0 writes them."""
+        """``last.pkl`` and, with a test set, ``best_ckpt_<value>.pkl`` when ``record`` is the best so far
+        (replacing the previous best), each with its settings (``<name>.yaml``) beside it; rank 0 writes them."""
         p = self.progress
         key = SELECT_METRICS[self.cfg.select_metric][0]
-        previous, improved = p.best_file, record[key] > p.best_auc
+        previous, improved = p.best_file, self.test is not None and record[key] > p.best_auc
         if improved:
             p.best_auc, p.best_iteration = float(record[key]), p.iteration
             p.best_file = f"best_ckpt_{p.best_auc:.4f}.pkl"
@@ -342,12 +356,13 @@ class Trainer:
         save_checkpoint(self.out_dir / "last.pkl", state, self.settings)
 
     def log(self, record: dict) -> None:
-        """``record`` into the history, metrics.jsonl and result.txt; rank 0 writes the files."""
+        """``record`` into the history, metrics.jsonl and, with a test set, result.txt; rank 0 writes the files."""
         self.progress.history.append({k: v for k, v in record.items() if k != "per_video_auc"})
         if self.dist.is_main:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            save_text(self.out_dir / "result.txt", self.result_text())
+            if self.test is not None:
+                save_text(self.out_dir / "result.txt", self.result_text())
 
     def result_text(self) -> str:
         p = self.progress
@@ -383,13 +398,14 @@ class Trainer:
         self.boundary = self.snapshot()
 
     def run(self) -> Progress:
-        """Train to ``max_epoch`` (or ``max_iters``); evaluate every ``snapshot`` iterations and at the end.
+        """Train to ``max_epoch`` (or ``max_iters``); a snapshot (evaluation, logs, checkpoints) every ``snapshot``
+        iterations and at the end.
 
         Ctrl-C: resume.pt gets the state after the last completed step (a step cut short is dropped) and
         ``Interrupted`` says how to continue.
         """
         p, total = self.progress, self.total_iterations
-        last_auc = p.history[-1]["auc_all"] if p.history else float("nan")
+        last_auc = p.history[-1].get("auc_all", float("nan")) if p.history else float("nan")
         bar = tqdm(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
                    disable=not self.dist.is_main)
 
@@ -399,8 +415,9 @@ class Trainer:
         def evaluation() -> float:
             record = self.evaluate()
             self.commit_evaluation(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{record['auc_all']:.4f}")
-            return record["auc_all"]
+            auc = record.get("auc_all", float("nan"))
+            bar.set_postfix(self.postfix(record["loss"], auc))
+            return auc
 
         try:
             if p.iteration and due() and (not p.history or p.history[-1]["iteration"] != p.iteration):
@@ -420,7 +437,7 @@ class Trainer:
                         last_auc = evaluation()
                     elif p.iteration % 10 == 0:
                         self.check_finite()
-                        bar.set_postfix(loss=f"{self.interval.mean_loss():.4f}", auc=f"{last_auc:.4f}")
+                        bar.set_postfix(self.postfix(self.interval.mean_loss(), last_auc))
                     if p.iteration >= total:
                         break
             if not p.history or p.history[-1]["iteration"] != p.iteration:
@@ -430,6 +447,10 @@ class Trainer:
         finally:
             bar.close()
         return p
+
+    def postfix(self, loss: float, auc: float) -> dict[str, str]:
+        """The progress bar's mean loss and, with a test set, the last test AUC."""
+        return {"loss": f"{loss:.4f}"} | ({} if self.test is None else {"auc": f"{auc:.4f}"})
 
     def keep_interrupted(self) -> str:
         """After a Ctrl-C: resume.pt of the last step boundary, and the line saying how to continue ('' on ranks

@@ -1,7 +1,8 @@
 """The C2FPL stage: coarse-to-fine pseudo labels, then the auxiliary classifier trained on them.
 
 Writes into its folder ``c2fpl_pseudo_labels.npy`` (N,), ``c2fpl_video_labels.npy`` (V,), the
-classifier ``UCFfinal.pkl`` (the release's C2FPL layout) and ``c2fpl_summary.json``; a folder whose
+classifier ``UCFfinal.pkl`` (the release's C2FPL layout) with ``UCFfinal.yaml`` (feature size, crops and the
+features' extraction settings when extract_features.py made them) and ``c2fpl_summary.json``; a folder whose
 summary matches the same inputs and settings is reused as it is. While the stage runs, the labels are
 written first and ``c2fpl_partial.pt`` keeps the classifier's training state after every epoch, so that
 a run stopped by Ctrl-C is continued by the next one with the same inputs and settings.
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from dataset import c2fpl
 from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
+from dataset.prepare import extraction_settings
 from dataset.windows import make_loader
 from model.frd import init_weights
 from model.scorer import C2FPLClassifier
@@ -114,6 +116,9 @@ def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: 
     continued when a run with them was interrupted (``Interrupted`` says what was kept)."""
     if train.ranges is None:
         raise InputError("--train_ranges", "C2FPL needs the training videos' ranges ([from, to) per video)")
+    extraction = extraction_settings(cfg.train_list or cfg.train_features)
+    settings = {"feature_size": train.feature_size, "crops": train.n_crops,  # UCFfinal.yaml
+                **({"extraction": extraction} if extraction else {})}
     out_dir = Path(out_dir)
     paths = {key: out_dir / name for key, name in FILES.items()}
     key = fingerprint(features_file=cfg.train_features, list_file=cfg.train_list, ranges_file=cfg.train_ranges,
@@ -171,8 +176,7 @@ def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: 
                                     threshold=cfg.label_threshold)
             summary["classifier_test"] = {k: v for k, v in metrics.items() if k != "per_video_auc"}
         with sigint_held():
-            save_checkpoint(paths["classifier"], classifier.cpu().state_dict(),
-                            {"feature_size": train.feature_size, "crops": train.n_crops})
+            save_checkpoint(paths["classifier"], classifier.cpu().state_dict(), settings)
             save_json(paths["summary"], summary)
             partial_path.unlink()
     except KeyboardInterrupt:

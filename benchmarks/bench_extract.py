@@ -25,7 +25,7 @@ from benchmarks.common import matmul_peak_gflops, measure_in_process, peak_rss_g
 from video.backbones import build_backbone
 from video.decode import read_frames
 from video.extract import Extractor, Progress
-from video.presets import PRESETS, SNIPPET, torchvision_preset
+from video.presets import SNIPPET, preset_for
 
 FPS, WIDTH, HEIGHT = 30, 320, 240
 
@@ -66,8 +66,7 @@ def clip_gflops(net: nn.Module, clip: torch.Tensor) -> float:
 def measure(video: str, backbone_name: str, crops: int, amp: str, batch_size: int) -> dict:
     torch.manual_seed(0)
     backbone = build_backbone(backbone_name, None, random_ok=True)
-    preset = (PRESETS["rtfm"] if backbone.preprocessing is None
-              else torchvision_preset(backbone_name, **backbone.preprocessing))
+    preset = preset_for(backbone_name, backbone.preprocessing)
     extractor = Extractor(backbone, preset, crops, batch_size, torch.device("cpu"), amp)
     clip = torch.zeros(1, 3, SNIPPET, preset.crop_size, preset.crop_size)
     gflop = clip_gflops(backbone.net, clip) * crops

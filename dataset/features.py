@@ -297,3 +297,14 @@ def check_finite(source: FeatureSource, chunk_rows: int = 1024) -> None:
     """Scan every row for NaN/Inf, ``chunk_rows`` at a time; InputError naming the first bad row."""
     for start in range(0, source.n_snippets, chunk_rows):
         source.gather(np.arange(start, min(start + chunk_rows, source.n_snippets), dtype=np.int64))
+
+
+class ArrayFeatures(FeatureSource):
+    """Features already in memory, ``(N, C, D)`` float32: one video's, as the extractor hands them over."""
+
+    def __init__(self, features: np.ndarray, path: str = "<in memory>") -> None:
+        self.features, self.path, self.ranges = np.asarray(features, dtype=np.float32), path, None
+        self.n_snippets, self.n_crops, self.feature_size = self.features.shape
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        return self.features[rows]

@@ -1,21 +1,26 @@
 """From a Config to opened data: the synthetic default, or the user's files in either layout.
 
 The synthetic dataset is used only when no data path at all is given; any data path means the user's
-files and nothing else. The user's files decide the feature size unless the command line names one.
+files and nothing else. The user's files (no dataset name, or ``custom``) decide the feature size unless
+the command line names one. Features written by extract_features.py come with ``videos.json`` beside
+them: the settings they were extracted with.
 """
 import dataclasses
+import json
 from pathlib import Path
 from typing import Collection
 
-from dataset import synthetic
+from dataset import synthetic, video_demo
 from dataset.features import FeatureSource, open_features
 from dataset.ground_truth import TestSet, load_test_set
 from utils.config import Config
 from utils.errors import InputError
+from video.writer import CONCAT_FILE, INFO_FILE, RANGES_FILE
 
 DATA_PATHS = ("train_features", "train_ranges", "train_list", "test_features", "test_gt", "test_ranges",
               "test_list", "feature_root", "train_truth")
 REAL_FILES_HINT = 'see README, "Where the real files come from"'
+OWN_FILES = {"synthetic", "custom"}  # dataset names whose data paths are the user's files: these decide the size
 
 
 def uses_synthetic(cfg: Config) -> bool:
@@ -40,14 +45,61 @@ def synthetic_dir(cfg: Config) -> Path:
 
 def prepare(cfg: Config, explicit: Collection[str] = ()) -> Config:
     """``cfg`` with its data settled: the synthetic files generated (or reused) and filled in when it is the
-    synthetic default; otherwise the user's files as they are. ``explicit``: the settings the user
-    gave; without a dataset name and an explicit ``feature_size``, the user's files decide it."""
+    synthetic default; otherwise the user's files as they are (for ``custom``, the ranges beside
+    extract_features.py's ``concat.npy`` when none are given). ``explicit``: the settings the user gave; without
+    a dataset name (or with ``custom``) and an explicit ``feature_size``, the user's files decide it."""
     if uses_synthetic(cfg):
         files = synthetic.ensure(synthetic_dir(cfg), synthetic_spec(cfg))
         return dataclasses.replace(cfg, **{key: str(files[key]) for key in files})
-    if cfg.dataset_name == "synthetic" and "feature_size" not in explicit:
+    if cfg.dataset_name == "video_demo" and not any(getattr(cfg, key) for key in DATA_PATHS):
+        files = video_demo.ensure(cfg)
+        return dataclasses.replace(cfg, **{key: files[key] for key in ("train_list", "test_list", "test_gt")})
+    if cfg.dataset_name == "custom" and cfg.train_features and not cfg.train_ranges:
+        cfg = dataclasses.replace(cfg, train_ranges=extracted_ranges(cfg.train_features))
+    if cfg.dataset_name in OWN_FILES and "feature_size" not in explicit:
         cfg = dataclasses.replace(cfg, feature_size=feature_size_of_files(cfg))
     return cfg
+
+
+def extracted_ranges(features: str) -> str | None:
+    """The ranges ``nalist.npy`` that extract_features.py --concat wrote beside ``features`` when these are its
+    ``concat.npy`` (``videos.json`` beside them too), or None."""
+    folder = Path(features).parent
+    ranges = folder / RANGES_FILE
+    found = Path(features).name == CONCAT_FILE and (folder / INFO_FILE).is_file() and ranges.is_file()
+    return str(ranges) if found else None
+
+
+def extraction_settings(path: str | Path) -> dict | None:
+    """The settings (backbone, weights, preset, crops, fps, amp) that extract_features.py made the features of
+    ``path`` (a list file or a concatenated array) with, from the ``videos.json`` beside it; None without one.
+
+    Videos extracted with different settings cannot train one model: InputError naming two of them."""
+    record = Path(path).parent / INFO_FILE
+    if not record.is_file():
+        return None
+    try:
+        videos = json.loads(record.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(record, f"not readable JSON ({e})") from None
+    if not isinstance(videos, list) or not all(isinstance(v, dict) and isinstance(v.get("settings"), dict)
+                                               for v in videos):
+        raise InputError(record, "expected a list of videos, each with its extraction settings")
+    if not videos:
+        return None
+    first = videos[0]
+    for video in videos[1:]:
+        a, b = first["settings"], video["settings"]
+        if a != b:
+            keys = [k for k in {**a, **b} if a.get(k) != b.get(k)]
+            raise InputError(record, f"videos extracted with different settings: {_described(first, keys)}; "
+                                     f"{_described(video, keys)}")
+    return first["settings"]
+
+
+def _described(video: dict, keys: list[str]) -> str:
+    """'walk.mp4 has backbone r3d_18, crops 1': a videos.json entry's ``keys`` settings."""
+    return f"{video.get('video')} has " + ", ".join(f"{k} {video['settings'].get(k)}" for k in keys)
 
 
 def check_exist(cfg: Config, *keys: str) -> None:
@@ -55,7 +107,7 @@ def check_exist(cfg: Config, *keys: str) -> None:
     for key in keys:
         path = getattr(cfg, key)
         if path and not Path(path).exists():
-            hint = f" ({REAL_FILES_HINT})" if cfg.dataset_name != "synthetic" else ""
+            hint = f" ({REAL_FILES_HINT})" if cfg.dataset_name not in OWN_FILES else ""
             raise InputError(path, f"file not found{hint}")
 
 
@@ -68,11 +120,22 @@ def feature_size_of_files(cfg: Config) -> int:
     raise InputError("--train_features", "no features given (or --train_list / --test_features / --test_list)")
 
 
+def check_train_given(cfg: Config) -> None:
+    """Training features are named or are the synthetic default's (``--dataset_name custom`` has none of its own:
+    say what to pass)."""
+    if cfg.train_features or cfg.train_list or uses_synthetic(cfg) or cfg.dataset_name == "video_demo":
+        return
+    if cfg.dataset_name == "custom":
+        raise InputError("--dataset_name custom", "no training features given: pass --train_list OUT/features.list "
+                                                  "(extract_features.py's output) or --train_features FILE.npy "
+                                                  "--train_ranges RANGES.npy")
+    raise InputError("--train_features", "no training features given (or --train_list for per-video files)")
+
+
 def open_train(cfg: Config, check_size: bool = True) -> FeatureSource:
     """The training features, checked (layout, shape, dtype, ranges and, with ``check_size``, the feature size)
     without reading them."""
-    if not (cfg.train_features or cfg.train_list):
-        raise InputError("--train_features", "no training features given (or --train_list for per-video files)")
+    check_train_given(cfg)
     check_exist(cfg, "train_features", "train_ranges", "train_list", "feature_root", "train_truth")
     source = open_features(cfg.train_features, cfg.train_ranges, cfg.train_list, cfg.feature_root)
     if check_size:

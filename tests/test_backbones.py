@@ -1,6 +1,5 @@
 """Video backbones: I3D ResNet-50 against the reference's recorded numbers, weights files, torchvision's models."""
 import hashlib
-import math
 import urllib.error
 
 import pytest
@@ -9,7 +8,7 @@ import torchvision
 from torch.testing import assert_close
 
 from utils.errors import InputError
-from video.backbones import BACKBONES, I3DResNet50, build_backbone, load_i3d_weights
+from video.backbones import BACKBONES, I3DResNet50, build_backbone, load_i3d_weights, standin_i3d_state_dict
 
 PARITY_TOL = dict(rtol=1e-4, atol=1e-3)  # the parity README's tolerance (features reach ~400)
 SMALL_CLIP = (1, 3, 16, 32, 32)  # the smallest input I3D takes whole: layer4 at (1, 2048, 2, 1, 1)
@@ -18,28 +17,6 @@ TORCHVISION_SIZES = {"r3d_18": 512, "mc3_18": 512, "r2plus1d_18": 512, "s3d": 10
 # the smallest (H = W) each model accepts for 16 frames: s3d's head pools a 7×7 map, mvit's position
 # embeddings are fixed at 224×224
 SIDE = {"s3d": 224, "mvit_v1_b": 224, "mvit_v2_s": 224}
-
-
-def stand_in_weights(keys: list[str], shapes: list[list[int]]) -> dict[str, torch.Tensor]:
-    """The parity README's rule: each key's tensor from its index and name alone."""
-    state = {}
-    for i, (key, shape) in enumerate(zip(keys, shapes)):
-        g = torch.Generator().manual_seed(1000 + i)
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros(shape, dtype=torch.int64)
-        elif key.endswith(".running_mean"):
-            state[key] = 0.1 * torch.randn(shape, generator=g)
-        elif key.endswith(".running_var"):
-            state[key] = 1 + 0.5 * torch.rand(shape, generator=g)
-        elif key.endswith(".weight") and len(shape) >= 2:
-            state[key] = torch.randn(shape, generator=g) * (2.0 / math.prod(shape[1:])) ** 0.5
-        elif key.endswith(".weight"):
-            state[key] = 1 + 0.1 * torch.randn(shape, generator=g)
-        elif key.endswith(".bias") and key.removesuffix(".bias") + ".running_mean" in keys:
-            state[key] = 0.1 * torch.randn(shape, generator=g)
-        else:
-            state[key] = 0.02 * torch.randn(shape, generator=g)
-    return state
 
 
 def sha16(path) -> str:
@@ -53,8 +30,13 @@ def parity(parity_dir):
 
 @pytest.fixture(scope="module")
 def parity_weights(parity, tmp_path_factory):
-    """The stand-in weights, checked against the file's weight_checks, saved as a weights file."""
-    state = stand_in_weights(parity["keys"], parity["shapes"])
+    """standin_i3d_state_dict(), checked against the file's layout and weight_checks, saved as a weights file."""
+    rng_before = torch.get_rng_state()
+    state = standin_i3d_state_dict()
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the global RNG is left alone
+    assert list(state) == parity["keys"] and [list(v.shape) for v in state.values()] == parity["shapes"]
+    assert [str(v.dtype).removeprefix("torch.") for v in state.values()] == parity["dtypes"]
+    assert set(parity["weight_checks"]) == set(state)
     for key, check in parity["weight_checks"].items():
         v = state[key].double().flatten()
         first4 = torch.zeros(4, dtype=torch.float64)

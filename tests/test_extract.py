@@ -16,6 +16,7 @@ from utils.errors import InputError
 from video.backbones import I3DResNet50, build_backbone
 from video.decode import read_frames
 from video.extract import Extractor
+from video.files import find_videos
 from video.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,13 +137,13 @@ def test_gowtham_refuses_a_short_video_as_skipped(weights, tmp_path, capsys):
 def test_list_file_and_names(videos, tmp_path):
     listing = tmp_path / "videos.txt"
     listing.write_text(f"{videos / 'a.mp4'}\n\n{videos / 'sub' / 'b.avi'}\n")
-    assert [name for _, name in extract_features.find_videos(str(listing))] == ["a", "sub/b"]
+    assert [name for _, name in find_videos(str(listing))] == ["a", "sub/b"]
     (tmp_path / "a.mp4").write_bytes(b"")
     (tmp_path / "a.avi").write_bytes(b"")
     with pytest.raises(InputError, match="a.mp4: writes the same feature file as .*a.avi"):
-        extract_features.find_videos(str(tmp_path))
+        find_videos(str(tmp_path))
     with pytest.raises(InputError, match="no such file"):
-        extract_features.find_videos(str(tmp_path / "missing"))
+        find_videos(str(tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("argv, message", [

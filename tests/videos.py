@@ -54,7 +54,7 @@ def write_video(
         stream = out.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
-        stream.codec_context.thread_count = 1  # the same bytes on every machine
+        stream.codec_context.thread_count = 1  # one encoder thread: frames in a fixed order
         if pts is not None:
             stream.codec_context.time_base = time_base or Fraction(1, fps)
         out.start_encoding()

@@ -23,7 +23,7 @@ DATASET_ALIASES = {"ucf": "ucfcrime", "ucf-crime": "ucfcrime", "ucf_crime": "ucf
                    "sh": "shanghaitech", "shanghai": "shanghaitech", "shanghaitech": "shanghaitech",
                    "avenue": "avenue", "cuhk": "avenue", "ucfcrime": "ucfcrime", "synthetic": "synthetic",
                    "xdviolence": "xdviolence", "xd": "xdviolence", "xd-violence": "xdviolence",
-                   "xd_violence": "xdviolence"}
+                   "xd_violence": "xdviolence", "custom": "custom", "video_demo": "video_demo", "demo": "video_demo"}
 # --select_metric: the metrics.jsonl key and the printed name of each checkpoint-selecting test metric.
 SELECT_METRICS = {"auc": ("auc_all", "AUC"), "ap": ("ap", "AP")}
 COMMANDS = ("train", "test")  # main.py, run_test.py
@@ -62,8 +62,11 @@ class Config:
 
     # Data.
     dataset_name: str = setting(
-        "synthetic", "The dataset: synthetic, ucfcrime, shanghaitech, avenue or xdviolence (aliases: ucf, sh, "
-                     "cuhk, xd); its settings come from configs/NAME.yaml.", "data", metavar="NAME")
+        "synthetic", "The dataset: synthetic, ucfcrime, shanghaitech, avenue, xdviolence (aliases: ucf, sh, cuhk, "
+                     "xd), custom (your own training features, e.g. from extract_features.py, with the paper's "
+                     "model settings) or video_demo (generated videos, extracted, then trained on: the path from "
+                     "video files, with no download); its settings come from configs/NAME.yaml.", "data",
+        metavar="NAME")
     config: str | None = setting(
         None, "A YAML file of settings (name: value); it overrides configs/NAME.yaml and flags override it.",
         "data", metavar="FILE")
@@ -74,8 +77,9 @@ class Config:
         "rgb", "The modality of the features; this implementation supports RGB features only.", "data",
         choices=("rgb",), only="this implementation supports RGB I3D features only")
     feature_size: int = setting(
-        2048, "Length of one snippet's feature vector. Your own files (no --dataset_name) decide it when not "
-              "given; run_test.py reads it off the checkpoint; a value given here that disagrees is an error.",
+        2048, "Length of one snippet's feature vector. Your own files (no --dataset_name, or --dataset_name "
+              "custom) decide it when not given; run_test.py reads it off the checkpoint; a value given here that "
+              "disagrees is an error.",
         "data", metavar="D")
     train_features: str | None = setting(
         None, "Training features, all videos concatenated: an (N, crops, D) .npy, read memory-mapped.", "data",
@@ -142,7 +146,7 @@ class Config:
         "training", metavar="N")
     max_epoch: int = setting(5, "Number of passes over the training set.", "training", metavar="N")
     max_iters: int | None = setting(
-        None, "Stop after this many iterations, evaluating at the end (unset: run every epoch).", "training",
+        None, "Stop after this many iterations, with a snapshot at the end (unset: run every epoch).", "training",
         metavar="N")
     lr: float = setting(1e-3, "Learning rate of the AdamW optimiser.", "training", metavar="X")
     adamw_beta1: float = setting(0.9, "AdamW's first beta, the decay of its gradient average.", "training",
@@ -154,17 +158,19 @@ class Config:
         "training", metavar="RE_DI_S")
     seed: int = setting(1, "Random seed of training: initial weights, batches and the bank.", "training",
                         metavar="N")
-    snapshot: int = setting(50, "Evaluate on the test set every N iterations, and at the end.", "training",
-                            metavar="N")
+    snapshot: int = setting(
+        50, "Every N iterations, and at the end: evaluate on the test set (if any), log metrics.jsonl, save last.pkl "
+            "and resume.pt.", "training", metavar="N")
     keep_train_mode: bool = setting(
-        False, "Return to train mode after each evaluation (the release stays in eval mode: no dropout or "
-               "disruption after the first evaluation).", "training")
+        False, "Return to train mode after each snapshot (the release stays in eval mode: no dropout or "
+               "disruption after the first evaluation; without a test set, after the first snapshot).", "training")
     within_video: bool = setting(
         False, "Keep each cross-clip sample inside one video (needs video ranges; the release's samples may "
                "span two videos).", "training")
     output_dir: str | None = setting(
         None, "Where a run writes its checkpoints, metrics and settings (unset: ckpt/DATASET/TIMESTAMP/); "
-              "--stage data writes the dataset here.", "training", metavar="DIR")
+              "--stage data writes the dataset here; run_test.py --video writes each video's results into "
+              "DIR/<video name>/.", "training", metavar="DIR", test=True)
     resume: str | None = setting(
         None, "Continue an interrupted run from its resume.pt (or its folder), with the run's saved settings.",
         "training", metavar="PATH")
@@ -443,7 +449,7 @@ def canonical_dataset(name: str) -> str:
     if key not in DATASET_ALIASES:
         raise InputError("--dataset_name",
                          f"unknown dataset {name!r}; choose from synthetic, ucfcrime, shanghaitech, avenue, "
-                         "xdviolence")
+                         "xdviolence, custom, video_demo")
     return DATASET_ALIASES[key]
 
 

@@ -75,3 +75,31 @@ def video_title(name: str, labels: np.ndarray, scores: np.ndarray) -> str:
 def safe_name(name: str) -> str:
     """A video name usable as a file name (path separators and odd characters replaced by ``_``)."""
     return re.sub(r"[^\w.+-]", "_", name).strip(".") or "video"
+
+
+def plot_timeline(times: np.ndarray, scores: np.ndarray, threshold: float, events: list, path: Path,
+                  thumbnails: list[tuple[float, np.ndarray]] = (), title: str = "") -> None:
+    """One video's ``(F,)`` frame scores over its ``(F,)`` times (s): the alarm line, ``events`` (with ``start`` /
+    ``end`` seconds) shaded, and above it a strip of ``(time, (h, w, 3) uint8 frame)`` thumbnails at the peaks."""
+    rows = {"nrows": 2, "gridspec_kw": {"height_ratios": [1, 2]}} if len(thumbnails) else {"nrows": 1}
+    fig, axes = plt.subplots(figsize=(9, 4.2 if len(thumbnails) else 2.8), **rows)
+    ax = axes[-1] if len(thumbnails) else axes
+    for i, event in enumerate(events):
+        ax.axvspan(event.start, event.end, color="tab:red", alpha=0.2, linewidth=0, label="event" if i == 0 else None)
+    ax.plot(times, scores, color="tab:blue", linewidth=1, label="anomaly score")
+    ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8, label=f"threshold {threshold:g}")
+    end = float(times[-1]) if len(times) else 1.0
+    ax.set(xlim=(0, max(end, 1e-3)), ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="anomaly score")
+    ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    if len(thumbnails):
+        strip = axes[0]
+        height = min(image.shape[0] for _, image in thumbnails)
+        images = [image[:height] for _, image in thumbnails]
+        strip.imshow(np.concatenate([np.pad(im, ((0, 0), (0, 4), (0, 0)), constant_values=255) for im in images], 1))
+        centres = np.cumsum([im.shape[1] + 4 for im in images]) - np.array([im.shape[1] + 4 for im in images]) / 2
+        strip.set_xticks(centres, [f"peak {t:.1f} s" for t, _ in thumbnails], fontsize="small")
+        strip.set_yticks([])
+        strip.set_title(title)
+    else:
+        ax.set_title(title)
+    _save(fig, path)

@@ -5,6 +5,7 @@ Kinetics-400 video models with their classification heads removed.
 Weights files load with ``weights_only=True``; a file of another layout stops with one line naming the keys.
 """
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,6 +101,38 @@ class I3DResNet50(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """(B, 2048) features -> (B, 400) Kinetics-400 class scores: the head, not part of the features."""
         return self.fc(features)
+
+
+def standin_i3d_state_dict() -> dict[str, torch.Tensor]:
+    """Deterministic stand-in weights for ``I3DResNet50``: the parity README's rule (``i3d_r50_parity.pt``).
+
+    These are not Kinetics weights: features made with them are not the field's features and say nothing of how
+    a method does on them; they exist for tests, benchmarks and the download-free demo. Each tensor comes from its
+    key alone: key index i (state-dict order) draws from ``torch.Generator().manual_seed(1000 + i)``;
+    ``num_batches_tracked`` zeros; ``running_mean`` 0.1·randn; ``running_var`` 1 + 0.5·rand; a ``weight`` of ≥ 2
+    dims randn·sqrt(2 / fan_in), of 1 dim 1 + 0.1·randn; a BatchNorm ``bias`` 0.1·randn; any other (``fc.bias``)
+    0.02·randn. The global RNG is left alone.
+    """
+    with torch.device("meta"):  # shapes and dtypes only: no initialisation, no global RNG draws
+        layout = I3DResNet50().state_dict()
+    state = {}
+    for i, (key, meta) in enumerate(layout.items()):
+        shape, g = meta.shape, torch.Generator().manual_seed(1000 + i)
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros(shape, dtype=meta.dtype)
+        elif key.endswith(".running_mean"):
+            state[key] = 0.1 * torch.randn(shape, generator=g)
+        elif key.endswith(".running_var"):
+            state[key] = 1 + 0.5 * torch.rand(shape, generator=g)
+        elif key.endswith(".weight") and len(shape) >= 2:
+            state[key] = torch.randn(shape, generator=g) * (2.0 / math.prod(shape[1:])) ** 0.5
+        elif key.endswith(".weight"):
+            state[key] = 1 + 0.1 * torch.randn(shape, generator=g)
+        elif key.endswith(".bias") and key.removesuffix(".bias") + ".running_mean" in layout:
+            state[key] = 0.1 * torch.randn(shape, generator=g)
+        else:
+            state[key] = 0.02 * torch.randn(shape, generator=g)
+    return state
 
 
 def file_id(path: str | os.PathLike) -> str:

@@ -155,18 +155,24 @@ def _resampled(timed: Iterator[tuple[av.VideoFrame, Fraction, Fraction]], rate: 
 
 
 def _chunks(frames: Iterator[np.ndarray], chunk: int) -> Iterator[np.ndarray]:
-    """(H, W, 3) frames -> (t, H, W, 3) chunks, t <= chunk; VideoError when the frame size changes."""
+    """(H, W, 3) frames -> (t, H, W, 3) chunks, t <= chunk; VideoError when the frame size changes. The frames
+    decoded before an error are handed over first (a live source that drops keeps what it sent)."""
     pending: list[np.ndarray] = []
     first = None
-    for array in frames:
-        first = array.shape if first is None else first
-        if array.shape != first:
-            raise VideoError(f"frame size changes mid-video: {first[1]}x{first[0]}, "
-                             f"then {array.shape[1]}x{array.shape[0]}")
-        pending.append(array)
-        if len(pending) == chunk:
+    try:
+        for array in frames:
+            first = array.shape if first is None else first
+            if array.shape != first:
+                raise VideoError(f"frame size changes mid-video: {first[1]}x{first[0]}, "
+                                 f"then {array.shape[1]}x{array.shape[0]}")
+            pending.append(array)
+            if len(pending) == chunk:
+                yield np.stack(pending)
+                pending.clear()
+    except VideoError:
+        if pending:
             yield np.stack(pending)
-            pending.clear()
+        raise
     if pending:
         yield np.stack(pending)
 

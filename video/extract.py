@@ -41,14 +41,16 @@ class Extractor:
     device: torch.device = torch.device("cpu")
     amp: str = "off"
     fps: float | None = None
+    chunk: int = 32  # frames decoded and resized at a time (fewer: less waiting on a live source)
 
-    def features(self, path: str, progress: Progress | None = None) -> Iterator[np.ndarray]:
+    def features(self, path: str, progress: Progress | None = None, pace: float | None = None) -> Iterator[np.ndarray]:
         """Batches ``(s, C, D)`` float32 of the video's snippets, in order; VideoError when it cannot be read,
-        TooShort when the preset refuses it (nothing is yielded then)."""
+        TooShort when the preset refuses it (nothing is yielded then). ``pace``: release frames no faster than
+        this many per second, as a camera would (to try live scoring on a file)."""
         progress = progress if progress is not None else Progress()
         batches: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
-        producer = threading.Thread(target=self._decode, args=(path, batches, stop, progress), daemon=True)
+        producer = threading.Thread(target=self._decode, args=(path, batches, stop, progress, pace), daemon=True)
         producer.start()
         try:
             while True:
@@ -69,6 +71,12 @@ class Extractor:
                     producer.join(0.05)
             progress.seconds = time.perf_counter() - progress.started
 
+    @property
+    def settings(self) -> dict:
+        """What decides the features' values (recorded beside them, and beside checkpoints trained on them)."""
+        return {"backbone": self.backbone.name, "weights": self.backbone.weights_id, "preset": self.preset.name,
+                "crops": self.crops, "fps": self.fps, "amp": self.amp}
+
     @torch.inference_mode()
     def embed(self, snippets: torch.Tensor) -> np.ndarray:
         """``(S, 16, h, w, 3)`` uint8 resized snippets -> ``(S, C, D)`` float32 features."""
@@ -81,10 +89,13 @@ class Extractor:
             out = self.backbone.net(clips)
         return out.float().reshape(s, c, -1).cpu().numpy()
 
-    def _decode(self, path: str, batches: queue.Queue, stop: threading.Event, progress: Progress) -> None:
+    def _decode(self, path: str, batches: queue.Queue, stop: threading.Event, progress: Progress,
+                pace: float | None) -> None:
         """The producer: frames → resized chunks → snippets → batches of ``batch_size`` on ``batches``."""
         def resized() -> Iterator[torch.Tensor]:
-            for chunk in read_frames(path, fps=self.fps):
+            for chunk in read_frames(path, fps=self.fps, chunk=self.chunk):
+                if pace:
+                    time.sleep(max(0.0, progress.started + (progress.frames + len(chunk)) / pace - time.perf_counter()))
                 progress.frames += len(chunk)
                 yield self.preset.resize(chunk)
 

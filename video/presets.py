@@ -144,3 +144,11 @@ def torchvision_preset(name: str, resize_size: int | Sequence[int], crop_size: i
         raise ValueError(f"preset {name}: crop_size {crop_size} must be one size or a square (H, W)")
     return Preset(name, crop_size=crop[0], resize_to=resize_to, interpolation=interpolation, antialias=antialias,
                   mean=tuple(255 * m for m in mean), std=tuple(255 * s for s in std))
+
+
+def preset_for(backbone: str, preprocessing: dict | None, preset: str | None = None) -> Preset:
+    """The preset of ``backbone``: for i3d_r50 (``preprocessing`` None) the one named ``preset`` (rtfm by
+    default), for a torchvision model its weights' own ``preprocessing``."""
+    if preprocessing is None:
+        return PRESETS[preset or "rtfm"]
+    return torchvision_preset(backbone, **preprocessing)

@@ -1,0 +1,36 @@
+"""The video demo end to end, small: generated videos → stand-in I3D features → C2FPL → FRD-UVAD → a scored video."""
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import main
+import run_test
+from dataset.video_demo import STANDIN_WEIGHTS, demo_dir
+from utils.config import parse_config
+
+
+def test_video_demo_small(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # data/video_demo/ and ckpt/ go here
+    args = ["--dataset_name", "video_demo", "--synth_train_videos", "4", "--synth_test_videos", "2",
+            "--max_epoch", "2", "--max_seqlen", "8", "--snapshot", "5", "--output_dir", "out", "--device", "cpu"]
+    main.main(args)
+    printed = capsys.readouterr().out
+    assert "STAND-IN weights" in printed and "test frame AUC" in printed
+    root = demo_dir(parse_config(args))
+    assert (root / STANDIN_WEIGHTS).is_file()
+    train_list = (root / "features" / "train" / "features.list").read_text().split()
+    assert len(train_list) == 4 and np.load(root / "features" / "train" / train_list[0]).shape[1:] == (1, 2048)
+    settings = yaml.safe_load(Path("out/last.yaml").read_text())
+    assert settings["feature_size"] == 2048 and settings["extraction"]["backbone"] == "i3d_r50"
+    assert settings["extraction"]["crops"] == 1 and settings["extraction"]["preset"] == "rtfm"
+    records = [json.loads(line) for line in Path("out/metrics.jsonl").read_text().splitlines()]
+    assert records and all(0 <= r["auc_all"] <= 1 for r in records if "auc_all" in r)
+    assert f"--weights {root / STANDIN_WEIGHTS}" in printed  # the next command, as printed
+    video = sorted((root / "videos" / "test").glob("*.mp4"))[0]
+    run_test.main(["--video", str(video), "--ckpt_path", "out/last.pkl", "--weights", str(root / STANDIN_WEIGHTS),
+                   "--output_dir", "scored"])
+    rows = Path(f"scored/{video.stem}/scores.csv").read_text().splitlines()
+    labels = json.loads((root / "videos" / "test_labels.json").read_text())
+    assert len(rows) - 1 == next(v["frames"] for v in labels if v["name"] == video.stem)  # a row per frame
