@@ -22,8 +22,8 @@ from dataset.prepare import (check_train_given, extraction_settings, has_test_se
                              synthetic_spec)
 from model.frd import FRDUVAD, ModelConfig
 from scoring import score_snippets
-from train import (RESUME_FILE, Interrupted, Trainer, TrainingError, check_output_dir, default_output_dir,
-                   seed_everything)
+from train import (RESUME_FILE, SELECTED_FILE, Interrupted, Trainer, TrainingError, check_output_dir,
+                   default_output_dir, seed_everything)
 from utils.checkpoint import load_into, load_state_dict_file
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
@@ -72,7 +72,7 @@ def model_config(cfg: Config) -> ModelConfig:
     return ModelConfig(feature_size=cfg.feature_size, cross_clip=cfg.cross_clip, vitblock_num=cfg.Vitblock_num,
                        lab=cfg.lab, lab_type=cfg.lab_type, delta=cfg.delta, lambdas=cfg.lambdas,
                        aux=AUX_MODEL[cfg.aux], checkpoint_blocks=cfg.checkpoint_blocks,
-                       bank_capacity=int(cfg.max_seqlen * cfg.beta))
+                       bank_capacity=int(cfg.max_seqlen * cfg.beta), score_fusion=cfg.score_fusion)
 
 
 def build_model(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device) -> FRDUVAD:
@@ -105,14 +105,26 @@ def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) 
     return result
 
 
-def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path) -> None:
-    """The --select_metric metric of the baselines and of the best and last checkpoints, then the last one's
-    other metrics."""
+def selected_metrics(cfg: Config, test: TestSet, device: torch.device, out_dir: Path) -> dict:
+    """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it."""
+    model = FRDUVAD(model_config(cfg))
+    path = out_dir / SELECTED_FILE
+    load_into(model, load_state_dict_file(path), kind="full", source=path)
+    model.to(device).eval()
+    scores = score_snippets(model.score, test.source, test.rows, cfg.eval_batch_size, device)
+    return frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group, threshold=cfg.label_threshold)
+
+
+def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, selected: dict | None = None) -> None:
+    """The --select_metric metric of the baselines and of the best, last and (``selected``: its metrics) selected
+    checkpoints, then the last one's other metrics."""
     key, metric = SELECT_METRICS[cfg.select_metric]
     last = progress.history[-1]
     rows = list(base.items())
     rows += [(f"FRD-UVAD, aux {cfg.aux}, best (iteration {progress.best_iteration})", progress.best_auc),
              (f"FRD-UVAD, aux {cfg.aux}, last (iteration {last['iteration']})", last[key])]
+    if selected is not None:
+        rows.append((f"FRD-UVAD, aux {cfg.aux}, selected with no test label", selected[key]))
     width = max(len(name) for name, _ in rows)
     print(f"\n{'test frame ' + metric:<{width}}  value")
     for name, value in rows:
@@ -121,7 +133,8 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path) 
                                         ("eer", "EER"), ("ap", "AP")) if k != key]
     label = "last: " + " / ".join(name for _, name in others)
     print(f"{label:<{width}}  " + " / ".join(f"{last[k]:.4f}" for k, _ in others))
-    print(f"outputs: {out_dir}  (best checkpoint {progress.best_file})")
+    chosen = f"; chosen with no test label: {SELECTED_FILE}" if selected is not None else ""
+    print(f"outputs: {out_dir}  (best checkpoint {progress.best_file}{chosen})")
 
 
 def print_summary_without_test(progress, cfg: Config, out_dir: Path) -> None:
@@ -133,7 +146,8 @@ def print_summary_without_test(progress, cfg: Config, out_dir: Path) -> None:
           f"(Lre {last['Lre']:.4f}, Ldi {last['Ldi']:.4f}, Ls {last['Ls']:.4f}); anomalous pseudo labels "
           f"{last['pseudo_labels']} of {last['labels_total']} (reconstruction {last['recon_labels']}, aux "
           f"{cfg.aux} {last['aux_labels']}) since the snapshot before")
-    print(f"the checkpoint to use: {out_dir / 'last.pkl'}  (outputs: {out_dir})")
+    use = SELECTED_FILE if cfg.recipe == "improved" else "last.pkl"
+    print(f"the checkpoint to use: {out_dir / use}  (outputs: {out_dir})")
 
 
 def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device,
@@ -163,7 +177,8 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
     if info.is_main and test is None:
         print_summary_without_test(progress, cfg, out_dir)
     elif info.is_main:
-        print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir)
+        selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
+        print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
     if info.is_main and cfg.dataset_name == "video_demo":
         print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {out_dir / 'last.pkl'} "
               f"--weights {video_demo.demo_dir(cfg) / video_demo.STANDIN_WEIGHTS} --output_dir scored\n"

@@ -3,6 +3,7 @@
     python run_test.py                                       # the shipped checkpoint on the synthetic test set
     python run_test.py --ckpt_path best_ckpt/....pkl --dataset_name ucfcrime
     python run_test.py --split train --save_pseudo_labels labels.npy   # labels for --aux frd
+    python run_test.py --run_dir ckpt/synthetic/RUN     # a run's best_ckpt, last and selected checkpoints side by side
     python run_test.py --video DIR_OR_FILE --ckpt_path OUT/last.pkl --output_dir results   # anomaly times of videos
     python run_test.py --video rtsp://camera/stream --ckpt_path OUT/last.pkl --output_dir live   # a live source
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dataset.ground_truth import TestSet
 from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
 from model.frd import FRDUVAD, ModelConfig
 from score_video import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
@@ -47,6 +49,10 @@ def extra_parser() -> argparse.ArgumentParser:
     group.add_argument("--split", choices=("test", "train"), default="test",
                        help="Which split to score: test, the labelled test set, with metrics; train, the training "
                             "features, for --save_pseudo_labels and --scores_out. (default: test)")
+    group.add_argument("--run_dir", metavar="DIR",
+                       help="A training output folder: its best_ckpt_*.pkl (chosen with the test labels), last.pkl "
+                            "and selected.pkl (when present) scored on the test set of its config.yaml (unless "
+                            "--config is given), one table.")
     group.add_argument("--metrics_out", metavar="FILE", help="Write every metric to this JSON file.")
     group.add_argument("--scores_out", metavar="FILE", help="Write one float32 score per snippet to this .npy file.")
     group.add_argument("--plot", metavar="DIR",
@@ -92,6 +98,9 @@ def load_model(path: str, device: torch.device) -> FRDUVAD:
     settings, where = read_settings(path), settings_path(path)
     if settings is not None:
         config = model_config(settings, where)
+        if config.score_fusion and kind != "full":
+            raise InputError(where, "score_fusion needs the C2FPL classifier's weights: a full checkpoint, not a "
+                                    f"{kind}-only one")
     else:
         feature_size, where = infer_config(sd)["feature_size"], path
         if feature_size is None:
@@ -119,6 +128,53 @@ def print_metrics(metrics: dict, n_snippets: int, ckpt: str, first: str = "auc_a
     for key, name in sorted(METRICS, key=lambda metric: metric[0] != first):
         if key in metrics:
             print(f"  {name:<32} {metrics[key]:.4f}")
+
+
+def score_test_set(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) -> tuple[np.ndarray, dict]:
+    """The model's ``(N,)`` test scores and their metrics."""
+    def score(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, cfg.amp):
+            return model.score(x)
+
+    scores = score_snippets(score, test.source, test.rows, cfg.eval_batch_size, device)
+    return scores, frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group, threshold=cfg.label_threshold)
+
+
+def run_checkpoints(run_dir: Path) -> list[tuple[Path, bool]]:
+    """A training output folder's checkpoints, each with whether it was chosen without test labels."""
+    best = sorted(run_dir.glob("best_ckpt_*.pkl"))
+    found = [(path, False) for path in best] + [(run_dir / name, True) for name in ("last.pkl", "selected.pkl")]
+    return [(path, label_free) for path, label_free in found if path.is_file()]
+
+
+def compare_run(argv: list[str], run_dir: Path, metrics_out: str | None) -> None:
+    """``--run_dir``: the run's checkpoints scored on its test set, one table (and ``metrics_out``: a JSON file)."""
+    found = run_checkpoints(run_dir)
+    if not found:
+        raise InputError(run_dir, "no best_ckpt_*.pkl, last.pkl or selected.pkl: not a training output folder")
+    saved = run_dir / "config.yaml"
+    if "config" not in explicit_settings(argv, extra=extra_parser()) and saved.is_file():
+        argv = [*argv, "--config", str(saved)]
+    cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=extra_parser())
+    device = resolve_device(cfg.device)
+    models = {path: load_model(str(path), device) for path, _ in found}
+    size = next(iter(models.values())).config.feature_size
+    cfg = prepare(dataclasses.replace(cfg, feature_size=size),
+                  {*explicit_settings(argv, extra=extra_parser()), "feature_size"})
+    test = open_test(cfg, check_size=False)
+    results = {}
+    for path, label_free in found:
+        check_size(models[path], str(path), test.source)
+        metrics = score_test_set(models[path], cfg, test, device)[1]
+        results[path.name] = {"label_free": label_free, **{k: v for k, v in metrics.items() if k != "per_video_auc"}}
+    print(f"run {run_dir}: {test.n_snippets} test snippets, {FRAMES_PER_SNIPPET * test.n_snippets} frames")
+    width = max(len(name) for name in results)
+    print(f"{'checkpoint':<{width}}  AUC     AUC_abn AP      label-free")
+    for name, m in results.items():
+        how = "yes" if m["label_free"] else "no (best on test: selected with test labels)"
+        print(f"{name:<{width}}  {m['auc_all']:.4f}  {m['auc_abn']:.4f}  {m['ap']:.4f}  {how}")
+    if metrics_out:
+        save_json(metrics_out, {"run_dir": str(run_dir), "test_features": test.source.path, "checkpoints": results})
 
 
 def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device: torch.device) -> None:
@@ -184,6 +240,8 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     extra, _ = extra_parser().parse_known_args(argv)
+    if extra.run_dir:
+        return compare_run(argv, Path(extra.run_dir), extra.metrics_out)
     cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=extra_parser())
     if not cfg.ckpt_path:
         raise InputError("--ckpt_path", "no checkpoint given")
@@ -221,8 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     test = open_test(cfg, check_size=False)
     check_size(model, cfg.ckpt_path, test.source)
-    scores = score_snippets(score, test.source, test.rows, cfg.eval_batch_size, device)
-    metrics = frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group, threshold=cfg.label_threshold)
+    scores, metrics = score_test_set(model, cfg, test, device)
     print_metrics(metrics, test.n_snippets, cfg.ckpt_path, SELECT_METRICS[cfg.select_metric][0])
     if extra.metrics_out:
         save_json(extra.metrics_out, {"checkpoint": cfg.ckpt_path, "test_features": test.source.path, **metrics})

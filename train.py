@@ -6,6 +6,10 @@ selecting ``best_ckpt_<auc>.pkl``. The release's evaluation leaves the model in 
 rest of training (no dropout, no disruption after the first snapshot); that is the default here,
 ``--keep_train_mode True`` returns to train mode after each evaluation instead.
 
+Under ``--recipe improved`` each snapshot also writes ``selected.pkl``, the checkpoint chosen with no test label:
+last.pkl's weights with the scorer's replaced by their exponential moving average (``ScorerAverage``) once it has
+begun; ``best_ckpt_*.pkl`` is still kept, for comparison.
+
 Without a test set nothing is evaluated: each snapshot logs the losses and pseudo-label counts, saves
 ``last.pkl`` and resume.pt, and switches to eval mode as an evaluation would, so that the weights are
 those of the same run with a test set.
@@ -26,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from dataset.features import FeatureSource
@@ -44,6 +50,7 @@ from utils.io import atomic_open, save_text
 from utils.metrics import frame_metrics, precision_recall
 
 RESUME_FILE = "resume.pt"
+SELECTED_FILE = "selected.pkl"  # the improved recipe's choice, made with no test label
 
 
 class TrainingError(RuntimeError):
@@ -153,6 +160,32 @@ class Interval:
         self.sums = {k: _to(v, device) for k, v in state["sums"].items()}
 
 
+class ScorerAverage:
+    """The improved recipe's exponential moving average of the scorer's weights: at each iteration after ``start``,
+    average = decay · average + (1 − decay) · weights, the first one taken as it is."""
+
+    def __init__(self, scorer: nn.Module, decay: float, start: int) -> None:
+        self.start = start
+        self.average = AveragedModel(scorer, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+    def update(self, scorer: nn.Module, iteration: int) -> None:
+        """After the optimiser step that reached ``iteration``."""
+        if iteration > self.start:
+            self.average.update_parameters(scorer)
+
+    def scorer_state(self) -> dict[str, torch.Tensor] | None:
+        """The averaged weights under the full state dict's keys (``scorer.*``); None before the first update."""
+        if not int(self.average.n_averaged):
+            return None
+        return {f"scorer.{k}": v for k, v in self.average.module.state_dict().items()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.average.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.average.load_state_dict(state)
+
+
 def _to(value: torch.Tensor | float | bool, device: torch.device | str) -> torch.Tensor | float | bool:
     return value.to(device) if torch.is_tensor(value) else value
 
@@ -170,7 +203,7 @@ def default_output_dir(cfg: Config) -> Path:
 
 def check_output_dir(out_dir: Path) -> None:
     """A run never writes over another run's files."""
-    taken = [p for p in ("last.pkl", "metrics.jsonl", RESUME_FILE) if (out_dir / p).exists()]
+    taken = [p for p in ("last.pkl", SELECTED_FILE, "metrics.jsonl", RESUME_FILE) if (out_dir / p).exists()]
     taken += [Path(p).name for p in glob.glob(str(out_dir / "best_ckpt_*.pkl"))]
     if taken:
         raise InputError(out_dir, f"already holds a run ({', '.join(taken)}); choose another --output_dir "
@@ -238,6 +271,9 @@ class Trainer:
                                   cfg.num_workers, pin_memory=device.type == "cuda", rank=dist.rank,
                                   world_size=dist.world_size)
         self.bank_rng = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.average = None
+        if cfg.recipe == "improved" and cfg.ema_decay:
+            self.average = ScorerAverage(model.scorer, cfg.ema_decay, int(cfg.ema_start * self.total_iterations))
         self.progress = Progress()
         self.interval = Interval(self.truth)
         self.boundary = self.snapshot()
@@ -283,6 +319,8 @@ class Trainer:
             p = self.progress
             p.iteration += 1
             p.batch_in_epoch += 1
+            if self.average is not None:
+                self.average.update(self.model.scorer, p.iteration)
             if p.batch_in_epoch == len(self.loader):
                 p.epoch, p.batch_in_epoch = p.epoch + 1, 0
             self.boundary = self.snapshot()
@@ -338,8 +376,9 @@ class Trainer:
             self.boundary = self.snapshot()
 
     def checkpoint(self, record: dict) -> None:
-        """``last.pkl`` and, with a test set, ``best_ckpt_<value>.pkl`` when ``record`` is the best so far
-        (replacing the previous best), each with its settings (``<name>.yaml``) beside it; rank 0 writes them."""
+        """``last.pkl``, ``selected.pkl`` (the improved recipe) and, with a test set, ``best_ckpt_<value>.pkl`` when
+        ``record`` is the best so far (replacing the previous best), each with its settings (``<name>.yaml``) beside
+        it; rank 0 writes them."""
         p = self.progress
         key = SELECT_METRICS[self.cfg.select_metric][0]
         previous, improved = p.best_file, self.test is not None and record[key] > p.best_auc
@@ -354,6 +393,14 @@ class Trainer:
             if previous and previous != p.best_file:
                 remove_checkpoint(self.out_dir / previous)
         save_checkpoint(self.out_dir / "last.pkl", state, self.settings)
+        if self.cfg.recipe == "improved":
+            save_checkpoint(self.out_dir / SELECTED_FILE, self.selected_state(state), self.settings)
+
+    def selected_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The improved recipe's checkpoint: ``state`` (the weights now) with the averaged scorer, once there is
+        one; no test label enters it."""
+        averaged = None if self.average is None else self.average.scorer_state()
+        return state if averaged is None else {**state, **averaged}
 
     def log(self, record: dict) -> None:
         """``record`` into the history, metrics.jsonl and, with a test set, result.txt; rank 0 writes the files."""
@@ -377,7 +424,8 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "bank": self.model.bank.state().cpu(), "bank_rng": self.bank_rng.get_state(),
                  "training_mode": self.model.training, "rng": rng[0], "rng_ranks": rng,
-                 "progress": asdict(self.progress), "interval": self.interval.state(), "config": self.cfg.to_dict()}
+                 "progress": asdict(self.progress), "interval": self.interval.state(), "config": self.cfg.to_dict(),
+                 "average": None if self.average is None else self.average.state_dict()}
         with atomic_open(self.out_dir / RESUME_FILE) as f:
             torch.save(state, f)
 
@@ -393,6 +441,8 @@ class Trainer:
         ranks = state.get("rng_ranks", [state["rng"]])
         set_rng_state(ranks[self.dist.rank] if len(ranks) == self.dist.world_size else state["rng"])
         self.progress = Progress(**state["progress"])
+        if self.average is not None and state.get("average") is not None:
+            self.average.load_state_dict(state["average"])
         if "interval" in state and self.dist.is_main:  # rank 0 only: the sums are summed over processes
             self.interval.load(state["interval"], self.device)
         self.boundary = self.snapshot()

@@ -29,6 +29,7 @@ class ModelConfig:
     disruption: float = 0.5  # dropout on the reconstructor's tokens
     scorer_dropout: float = 0.7
     c2fpl_dropout: float = 0.6  # the auxiliary classifier's (inactive: it always runs in eval mode)
+    score_fusion: float = 0.0  # w of the test scores (1 − w)·scorer + w·C2FPL classifier (0: the scorer's)
 
 
 class BatchStatistics:
@@ -86,6 +87,8 @@ class FRDUVAD(nn.Module):
         super().__init__()
         if config.aux not in AUX_KINDS:
             raise ValueError(f"aux {config.aux!r} is not one of {AUX_KINDS}")
+        if not 0.0 <= config.score_fusion <= 1.0:
+            raise ValueError(f"score_fusion must be in [0, 1], got {config.score_fusion}")
         self.config = config
         d = config.feature_size
         self.decoder = Reconstructor(d, config.cross_clip, config.vitblock_num, disruption=config.disruption,
@@ -170,10 +173,13 @@ class FRDUVAD(nn.Module):
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """Test-time scores ``(N, C, D)`` → ``(N,)``: scorer without dropout (whatever the mode), mean over crops."""
+        """Test-time scores ``(N, C, D)`` → ``(N,)``: scorer without dropout (whatever the mode), mean over crops;
+        with ``score_fusion`` w > 0, ``(1 − w)·scorer + w·C2FPL classifier``."""
         was_training = self.scorer.training
         self.scorer.eval()
         try:
-            return self.scorer(x).squeeze(-1)
+            scores = self.scorer(x).squeeze(-1)
         finally:
             self.scorer.train(was_training)
+        w = self.config.score_fusion
+        return (1 - w) * scores + w * self.scorer_c2fpl(x).squeeze(-1) if w else scores

@@ -6,9 +6,9 @@ fc_att2.0, fc3``, bare or under ``scorer_c2fpl.``); ``module.`` prefixes (DataPa
 dict wrapping the weights under ``state_dict`` or ``model`` is unwrapped.
 
 Beside every checkpoint main.py writes lie its settings, ``<name>.yaml`` (``last.pkl`` → ``last.yaml``): what
-rebuilds the trained model (``feature_size``, ``cross_clip``, ``Vitblock_num``, ``crops`` of the training data);
-other keys (``backbone``, ``preset``, ...) are kept as they are. Files without one (the authors') fall back to
-``infer_config``.
+rebuilds the trained model (``feature_size``, ``cross_clip``, ``Vitblock_num``, ``crops`` of the training data,
+and ``score_fusion``, the C2FPL classifier's weight in the scores, when not 0); other keys (``backbone``,
+``preset``, ...) are kept as they are. Files without one (the authors') fall back to ``infer_config``.
 """
 import os
 import re
@@ -46,14 +46,17 @@ def settings_path(checkpoint: str | os.PathLike) -> Path:
 
 
 def model_settings(config: ModelConfig, crops: int, **extra: Any) -> dict[str, Any]:
-    """The settings of a checkpoint of the model ``config`` trained on ``crops`` crops, then ``extra`` keys."""
+    """The settings of a checkpoint of the model ``config`` trained on ``crops`` crops (``score_fusion`` only when
+    not 0: absent means 0), then ``extra`` keys."""
+    fusion = {"score_fusion": config.score_fusion} if config.score_fusion else {}
     return {"feature_size": config.feature_size, "cross_clip": config.cross_clip,
-            "Vitblock_num": config.vitblock_num, "crops": crops, **extra}
+            "Vitblock_num": config.vitblock_num, "crops": crops, **fusion, **extra}
 
 
 def read_settings(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
     """The settings beside ``checkpoint`` (None without a settings file): a mapping whose SETTINGS_KEYS present
-    are integers ≥ 0; every other key is returned as it is."""
+    are integers ≥ 0 and whose ``score_fusion``, if present, a number in [0, 1]; every other key is returned as it
+    is."""
     path = settings_path(checkpoint)
     if not path.is_file():
         return None
@@ -66,17 +69,21 @@ def read_settings(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
     bad = [k for k in SETTINGS_KEYS if k in settings and not (type(settings[k]) is int and settings[k] >= 0)]
     if bad:
         raise InputError(path, f"{bad[0]} must be an integer >= 0, got {settings[bad[0]]!r}")
+    fusion = settings.get("score_fusion", 0.0)
+    if type(fusion) not in (int, float) or not 0 <= fusion <= 1:
+        raise InputError(path, f"score_fusion must be a number in [0, 1], got {fusion!r}")
     return settings
 
 
 def model_config(settings: dict[str, Any], source: str | os.PathLike) -> ModelConfig:
-    """The ModelConfig a checkpoint was trained with, from its ``settings`` (read from ``source``); no auxiliary
-    scorer (its slot stays in the model)."""
+    """The ModelConfig a checkpoint was trained with, from its ``settings`` (read from ``source``; no
+    ``score_fusion``: 0); no auxiliary scorer (its slot stays in the model, and the fusion reads it)."""
     missing = [k for k in SETTINGS_KEYS[:3] if k not in settings]
     if missing:
         raise InputError(source, f"no {', '.join(missing)}: not the settings of an FRD-UVAD model")
     return ModelConfig(feature_size=settings["feature_size"], cross_clip=settings["cross_clip"],
-                       vitblock_num=settings["Vitblock_num"], aux="none")
+                       vitblock_num=settings["Vitblock_num"], aux="none",
+                       score_fusion=float(settings.get("score_fusion", 0.0)))
 
 
 def remove_checkpoint(path: str | os.PathLike) -> None:

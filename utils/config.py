@@ -26,6 +26,9 @@ DATASET_ALIASES = {"ucf": "ucfcrime", "ucf-crime": "ucfcrime", "ucf_crime": "ucf
                    "xd_violence": "xdviolence", "custom": "custom", "video_demo": "video_demo", "demo": "video_demo"}
 # --select_metric: the metrics.jsonl key and the printed name of each checkpoint-selecting test metric.
 SELECT_METRICS = {"auc": ("auc_all", "AUC"), "ap": ("ap", "AP")}
+# --recipe: the settings each recipe changes from the built-in and configs/<dataset>.yaml defaults.
+RECIPES = {"release": {},
+           "improved": {"ema_decay": 0.99, "ema_start": 0.5, "keep_train_mode": True, "score_fusion": 0.5}}
 COMMANDS = ("train", "test")  # main.py, run_test.py
 # Help groups in the order --help lists them: (title, description, shown by run_test.py).
 GROUPS = {
@@ -36,6 +39,11 @@ GROUPS = {
     "training": ("training", None, False),
     "aux": ("auxiliary scorer", "A second opinion on the training snippets: its 0/1 labels gate the "
                                 "reconstructor's pseudo labels.", False),
+    "recipe": ("recipe", "How the checkpoint to use is chosen. release (the default, as published): best_ckpt_*.pkl "
+                         "is the best of many test evaluations, chosen with the test labels. improved: selected.pkl "
+                         "is chosen with no test label, and the recipe brings its own defaults, which replace "
+                         "configs/NAME.yaml's (--config and flags still override them): --ema_decay 0.99, "
+                         "--ema_start 0.5, --keep_train_mode True and, with --aux c2fpl, --score_fusion 0.5.", False),
     "evaluation": ("evaluation", None, True),
     "performance": ("performance", None, True),
 }
@@ -207,6 +215,21 @@ class Config:
     c2fpl_dir: str | None = setting(
         None, "Where the C2FPL stage writes and caches its files (unset: under ckpt/DATASET/c2fpl/).", "aux",
         metavar="DIR")
+    # The recipe: how the checkpoint to use is chosen.
+    recipe: str = setting(
+        "release", "How the checkpoint to use is chosen: release keeps best_ckpt_*.pkl, chosen with the test labels; "
+                   "improved also writes selected.pkl beside last.pkl, chosen with no test label (the scorer's "
+                   "averaged weights), and sets its own defaults (see above).", "recipe", choices=tuple(RECIPES))
+    ema_decay: float = setting(
+        0.0, "The scorer's average in selected.pkl: after --ema_start, each step average = decay * average + (1 - "
+             "decay) * weights, the first step's weights taken as they are; 0 averages nothing (the improved recipe "
+             "only).", "recipe", metavar="X")
+    ema_start: float = setting(
+        0.5, "Where the average starts, as a fraction of the run's iterations (--max_epoch or --max_iters): from the "
+             "first step after int(fraction * iterations).", "recipe", metavar="X")
+    score_fusion: float = setting(
+        0.0, "Weight w of the C2FPL classifier in the test scores, (1 - w) * scorer + w * C2FPL (needs --aux c2fpl); "
+             "recorded beside every checkpoint, so run_test.py scores the same way.", "recipe", metavar="W")
     # Evaluation.
     ckpt_path: str | None = setting(
         None, "The checkpoint run_test.py evaluates: a full FRD-UVAD checkpoint or a scorer-only one (main.py "
@@ -473,7 +496,19 @@ def _layers(cli: dict[str, Any], overrides: dict[str, Any] | None) -> tuple[str,
     values: dict[str, Any] = {}
     for source, layer in layers:
         values.update({k: _coerce(k, v, source) for k, v in layer.items()})
+    chosen = {**values, **cli}
+    recipe = recipe_defaults(chosen.get("recipe", Config.recipe), chosen.get("aux", Config.aux))
+    given = set(user_yaml) | set(overrides or {})
+    values.update({k: v for k, v in recipe.items() if k not in given})  # above configs/<dataset>.yaml, below the rest
     return name, values
+
+
+def recipe_defaults(recipe: str, aux: str) -> dict[str, Any]:
+    """The settings ``--recipe`` changes; the improved recipe fuses scores only with a C2FPL auxiliary."""
+    values = dict(RECIPES[recipe])
+    if aux != "c2fpl":
+        values.pop("score_fusion", None)
+    return values
 
 
 def resolved_defaults(dataset_name: str | None = None, config: str | None = None,
@@ -499,7 +534,8 @@ def _parse_cli(argv: Sequence[str], description: str, extra: argparse.ArgumentPa
     cli = {k: v for k, v in cli.items() if k in FIELDS}
     if wants_help:
         name, _ = _layers(cli, overrides)
-        shown = resolved_defaults(name, cli.get("config"), overrides)
+        chosen = {k: cli[k] for k in ("recipe", "aux") if k in cli}  # the recipe's defaults depend on them
+        shown = resolved_defaults(name, cli.get("config"), {**(overrides or {}), **chosen})
         build_parser(_help_text(description, name, cli.get("config")), extra, command, shown).print_help()
         raise SystemExit(0)
     return cli
@@ -569,3 +605,13 @@ def validate(cfg: Config) -> None:
         raise InputError("--max_iters", f"must be positive, got {cfg.max_iters}")
     if cfg.num_workers < 0:
         raise InputError("--num_workers", "must be >= 0")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise InputError("--ema_decay", f"must be in [0, 1), got {cfg.ema_decay}")
+    if cfg.ema_decay and cfg.recipe != "improved":
+        raise InputError("--ema_decay", "the average goes into selected.pkl, which only --recipe improved writes")
+    for name in ("ema_start", "score_fusion"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise InputError(f"--{name}", f"must be in [0, 1], got {getattr(cfg, name)}")
+    if cfg.score_fusion and cfg.aux != "c2fpl":
+        raise InputError("--score_fusion", f"fuses with the C2FPL classifier's scores: needs --aux c2fpl, not "
+                                           f"{cfg.aux}")

@@ -1,0 +1,159 @@
+"""Recipes compared on synthetic variants: best-on-test, last and selected AUC, mean ± std over training seeds.
+
+Each run is ``main.py`` in its own folder, OUT/<variant>/<recipe>/seed<N>/, then ``run_test.py --run_dir`` scores
+its checkpoints on the test set (with the test labels, after training: a recipe's choice used none). The C2FPL stage
+of a variant and seed is shared by the recipes (it is the same for all: its cache checks its inputs). A finished
+run (its recipe_variants.json) is reused and an interrupted one continued, so the grid can be stopped and started
+again. The variants come in two groups: "choose" to pick a recipe's values, "report" to measure the chosen ones.
+
+    python -m benchmarks.recipe_variants --quick                       # 2 variants x 2 seeds, a few minutes
+    python -m benchmarks.recipe_variants --group choose --recipes recipe=release recipe=improved \\
+        recipe=improved,ema_decay=0.999,score_fusion=0.3
+    python -m benchmarks.recipe_variants --group report --recipes recipe=release recipe=improved,score_fusion=0.3
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]  # where the runs run
+BASE = ["--synth_train_videos", "140", "--synth_test_videos", "70"]  # configs/synthetic.yaml at half the videos
+VARIANTS = {  # name: (group, main.py flags on top of BASE)
+    "seed1": ("choose", ["--synth_seed", "1"]),
+    "seed2-crops5": ("choose", ["--synth_seed", "2", "--synth_crops", "5"]),
+    "seed3-d512": ("choose", ["--synth_seed", "3", "--feature_size", "512"]),
+    "seed4-crops1": ("choose", ["--synth_seed", "4", "--synth_crops", "1"]),
+    "seed5": ("report", ["--synth_seed", "5"]),
+    "seed6-d1024": ("report", ["--synth_seed", "6", "--feature_size", "1024"]),
+    "seed7-crops5-d512": ("report", ["--synth_seed", "7", "--synth_crops", "5", "--feature_size", "512"]),
+    "seed8-crops1": ("report", ["--synth_seed", "8", "--synth_crops", "1"]),
+}
+QUICK = ("seed1", "seed2-crops5")
+DONE = "recipe_variants.json"
+COLUMNS = (("best", "best on test AUC (test labels)"), ("last", "last AUC"), ("selected", "selected AUC"))
+
+
+def recipe_flags(recipe: str) -> list[str]:
+    """'recipe=improved,ema_decay=0.999' → ['--recipe', 'improved', '--ema_decay', '0.999']."""
+    flags = []
+    for item in recipe.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            sys.exit(f"error: --recipes: expected key=value[,key=value...], got {recipe!r}")
+        flags += [f"--{key.strip()}", value.strip()]
+    return flags
+
+
+def folder_name(recipe: str) -> str:
+    return recipe.replace("=", "-").replace(",", "_")
+
+
+def run(argv: list[str], log: Path) -> None:
+    with open(log, "a") as f:
+        subprocess.run([sys.executable, *argv], cwd=ROOT, check=True, stdout=f, stderr=subprocess.STDOUT)
+
+
+def train_and_score(out: Path, variant: str, recipe: str, seed: int) -> dict:
+    """One run (trained, or continued from its resume.pt) and its checkpoints' test metrics; what is saved in
+    ``DONE``."""
+    folder = out / variant / folder_name(recipe) / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    started, continued = time.perf_counter(), (folder / "resume.pt").is_file()
+    if continued:
+        run(["main.py", "--resume", str(folder / "resume.pt")], folder / "main.log")
+    else:
+        run(["main.py", *BASE, *VARIANTS[variant][1], *recipe_flags(recipe), "--seed", str(seed),
+             "--synthetic_dir", str(out / "data" / variant), "--c2fpl_dir", str(out / variant / f"c2fpl-seed{seed}"),
+             "--output_dir", str(folder)], folder / "main.log")
+    seconds = time.perf_counter() - started
+    run(["run_test.py", "--run_dir", str(folder), "--metrics_out", str(folder / "checkpoints.json")],
+        folder / "run_test.log")
+    checkpoints = json.loads((folder / "checkpoints.json").read_text())["checkpoints"]
+    best = [m["auc_all"] for m in checkpoints.values() if not m["label_free"]]
+    result = {"variant": variant, "recipe": recipe, "seed": seed, "seconds": round(seconds, 1),
+              "continued": continued,
+              "best": best[0] if best else None, "last": checkpoints["last.pkl"]["auc_all"],
+              "selected": checkpoints.get("selected.pkl", {}).get("auc_all")}
+    (folder / DONE).write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def mean_std(values: list[float | None]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.4f} ± {std:.4f}"
+
+
+def table(results: list[dict], variants: list[str], recipes: list[str]) -> str:
+    """One Markdown row per group, variant and recipe; then per group and recipe, every run of the group."""
+    head = "| group | variant | recipe | seeds | " + " | ".join(name for _, name in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (4 + len(COLUMNS))]
+
+    def row(group: str, variant: str, recipe: str, runs: list[dict]) -> str:
+        cells = [mean_std([r[key] for r in runs]) for key, _ in COLUMNS]
+        return f"| {group} | {variant} | {recipe} | {len(runs)} | " + " | ".join(cells) + " |"
+
+    for group in ("choose", "report"):
+        names = [v for v in variants if VARIANTS[v][0] == group]
+        for variant in names:
+            for recipe in recipes:
+                runs = [r for r in results if r["variant"] == variant and r["recipe"] == recipe]
+                if runs:
+                    lines.append(row(group, variant, recipe, runs))
+        for recipe in recipes:
+            runs = [r for r in results if r["variant"] in names and r["recipe"] == recipe]
+            if len(names) > 1 and runs:
+                lines.append(row(group, f"**all {len(names)}**", recipe, runs))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/recipe_variants", help="the folder of every run (reused when rerun)")
+    parser.add_argument("--group", choices=("choose", "report", "all"), default="choose",
+                        help="which variants: choose (to pick a recipe's values), report (to measure them) or all")
+    parser.add_argument("--recipes", nargs="+", default=["recipe=release", "recipe=improved"], metavar="K=V[,K=V]",
+                        help="recipe settings to compare, main.py flags as key=value (default: the two recipes)")
+    parser.add_argument("--seeds", default=None, help="training seeds, comma separated (default 1,2,3; --quick 1,2)")
+    parser.add_argument("--quick", action="store_true", help=f"the variants {' and '.join(QUICK)} with seeds 1,2")
+    args = parser.parse_args()
+    out = (ROOT / args.out).resolve()
+    variants = list(QUICK) if args.quick else [v for v, (g, _) in VARIANTS.items() if args.group in (g, "all")]
+    seeds = [int(s) for s in (args.seeds or ("1,2" if args.quick else "1,2,3")).split(",")]
+    for recipe in args.recipes:
+        recipe_flags(recipe)
+    grid = [(v, r, s) for v in variants for r in args.recipes for s in seeds]
+    results, timed, failed = [], [], []
+    for n, (variant, recipe, seed) in enumerate(grid, 1):
+        done = out / variant / folder_name(recipe) / f"seed{seed}" / DONE
+        where = f"[{n}/{len(grid)}] {variant} {recipe} seed {seed}"
+        if done.is_file():
+            results.append(json.loads(done.read_text()))
+            print(f"{where}: reused", flush=True)
+            continue
+        try:
+            result = train_and_score(out, variant, recipe, seed)
+        except subprocess.CalledProcessError as e:
+            failed.append(where)
+            print(f"{where}: failed ({e.returncode}); see {done.parent}/*.log", flush=True)
+            continue
+        results.append(result)
+        timed.append(result["seconds"])
+        print(f"{where}: {result['seconds']:.0f} s, last {result['last']:.4f}", flush=True)
+    if timed:
+        print(f"\none run ({len(timed)} here): {np.mean(timed):.0f} s on average, {min(timed):.0f}-{max(timed):.0f} s "
+              "(training and its evaluations; the C2FPL stage and the dataset only in a variant's first runs)")
+    print(f"\nruns in {out}; AUC: mean ± std over seeds\n")
+    print(table(results, variants, args.recipes))
+    if failed:
+        sys.exit(f"error: {len(failed)} run(s) failed: {'; '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
