@@ -24,7 +24,7 @@ from utils.errors import InputError
 
 # 11 iterations (one epoch), evaluations at 3, 6, 9, 11; the average starts after iteration int(0.5 · 11) = 5.
 RUN = [*TINY, "--aux", "c2fpl", "--max_epoch", "1", "--recipe", "improved"]
-ITERATIONS, START, DECAY = 11, 5, 0.99
+ITERATIONS, START, DECAY = 11, 5, 0.995
 RELEASE_SETTINGS = {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2}
 
 
@@ -79,9 +79,9 @@ def test_no_test_label_reaches_the_improved_recipes_choice(runs):
     assert [r["auc_all"] for r in true_records] != [r["auc_all"] for r in shuffled_records]  # the labels differ
     for name in ("selected.pkl", "selected.yaml", "last.pkl", "last.yaml"):
         assert (true / name).read_bytes() == (shuffled / name).read_bytes(), name
-    assert read_settings(true / "selected.pkl") == {**RELEASE_SETTINGS, "score_fusion": 0.5}
+    assert read_settings(true / "selected.pkl") == {**RELEASE_SETTINGS, "score_fusion": 0.25}
     saved = parse_config(["--config", str(true / "config.yaml")])
-    assert (saved.recipe, saved.ema_decay, saved.ema_start, saved.keep_train_mode) == ("improved", 0.99, 0.5, True)
+    assert (saved.recipe, saved.ema_decay, saved.ema_start, saved.keep_train_mode) == ("improved", 0.995, 0.5, False)
 
 
 def test_selected_holds_the_scorers_moving_average_by_hand(runs):
@@ -181,12 +181,12 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
         "release", 0.0, False, 0.0)
     improved = parse_config(["--recipe", "improved"])
     assert (improved.ema_decay, improved.ema_start, improved.keep_train_mode, improved.score_fusion) == (
-        0.99, 0.5, True, 0.5)
+        0.995, 0.5, False, 0.25)
     assert parse_config(["--recipe", "improved", "--aux", "none"]).score_fusion == 0.0
     user = tmp_path / "mine.yaml"
     user.write_text("recipe: improved\nema_decay: 0.9\n")
-    mine = parse_config(["--config", str(user), "--keep_train_mode", "False"])
-    assert (mine.ema_decay, mine.keep_train_mode, mine.score_fusion) == (0.9, False, 0.5)
+    mine = parse_config(["--config", str(user), "--keep_train_mode", "True"])
+    assert (mine.ema_decay, mine.keep_train_mode, mine.score_fusion) == (0.9, True, 0.25)
     for argv, needle in ((["--ema_decay", "0.9"], "--ema_decay: the average goes into selected.pkl"),
                          (["--recipe", "improved", "--ema_decay", "1"], r"--ema_decay: must be in \[0, 1\)"),
                          (["--aux", "none", "--score_fusion", "0.5"], "--score_fusion: .* needs --aux c2fpl"),
