@@ -180,7 +180,8 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
     if info.is_main and cfg.dataset_name == "video_demo":
-        print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {out_dir / 'last.pkl'} "
+        ckpt = out_dir / (SELECTED_FILE if cfg.recipe == "improved" else "last.pkl")
+        print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {ckpt} "
               f"--weights {video_demo.demo_dir(cfg) / video_demo.STANDIN_WEIGHTS} --output_dir scored\n"
               f"({video_demo.WARNING})")
 
