@@ -20,7 +20,7 @@ from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
 from model.frd import FRDUVAD, ModelConfig
 from score_video import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
                          write_index)
-from scoring import score_snippets
+from scoring import ScoreFn, score_snippets
 from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, read_settings,
                               settings_path)
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
@@ -130,13 +130,17 @@ def print_metrics(metrics: dict, n_snippets: int, ckpt: str, first: str = "auc_a
             print(f"  {name:<32} {metrics[key]:.4f}")
 
 
+def scorer(model: FRDUVAD, device: torch.device, amp: str) -> ScoreFn:
+    """``model.score`` under ``--amp``'s autocast: (n, C, D) -> (n,), the function scoring.score_snippets takes."""
+    def score(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, amp):
+            return model.score(x)
+    return score
+
+
 def score_test_set(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) -> tuple[np.ndarray, dict]:
     """The model's ``(N,)`` test scores and their metrics."""
-    def score(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, cfg.amp):
-            return model.score(x)
-
-    scores = score_snippets(score, test.source, test.rows, cfg.eval_batch_size, device)
+    scores = score_snippets(scorer(model, device, cfg.amp), test.source, test.rows, cfg.eval_batch_size, device)
     return scores, frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group, threshold=cfg.label_threshold)
 
 
@@ -202,10 +206,7 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     backbone.net.to(device)
     rules = EventRules(extra.threshold, extra.min_gap, extra.min_length)
 
-    def score(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, cfg.amp):
-            return model.score(x)
-
+    score = scorer(model, device, cfg.amp)
     out = Path(cfg.output_dir)
     sources = [(extra.stream or extra.video, live_name(extra.stream or extra.video))] if live \
         else find_videos(extra.video)
@@ -260,10 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.compile:
         model.scorer.compile()
 
-    def score(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, cfg.amp):
-            return model.score(x)
-
+    score = scorer(model, device, cfg.amp)
     if extra.split == "train":
         if not (extra.save_pseudo_labels or extra.scores_out):
             raise InputError("--split train", "say where to write: --save_pseudo_labels FILE and/or --scores_out FILE")
