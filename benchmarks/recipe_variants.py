@@ -31,6 +31,12 @@ VARIANTS = {  # name: (group, main.py flags on top of BASE)
     "seed6-d1024": ("report", ["--synth_seed", "6", "--feature_size", "1024"]),
     "seed7-crops5-d512": ("report", ["--synth_seed", "7", "--synth_crops", "5", "--feature_size", "512"]),
     "seed8-crops1": ("report", ["--synth_seed", "8", "--synth_crops", "1"]),
+    "seed9-anomalous0.2": ("report", ["--synth_seed", "9", "--synth_anomalous_fraction", "0.2"]),
+    "seed10-anomalous0.35-crops5": ("report", ["--synth_seed", "10", "--synth_anomalous_fraction", "0.35",
+                                               "--synth_crops", "5"]),
+    "seed11-motion+burst": ("report", ["--synth_seed", "11", "--synth_anomaly_types", "motion,burst"]),
+    "seed12-appearance+scene_mix-d512": ("report", ["--synth_seed", "12", "--synth_anomaly_types",
+                                                    "appearance,scene_mix", "--feature_size", "512"]),
 }
 QUICK = ("seed1", "seed2-crops5")
 DONE = "recipe_variants.json"

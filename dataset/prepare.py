@@ -30,10 +30,13 @@ def uses_synthetic(cfg: Config) -> bool:
 
 def synthetic_spec(cfg: Config) -> synthetic.SyntheticSpec:
     """The synthetic dataset a Config asks for (its feature size is ``feature_size``)."""
+    types = synthetic.ANOMALY_TYPES if cfg.synth_anomaly_types == "all" else tuple(
+        t.strip() for t in cfg.synth_anomaly_types.split(","))
     try:
         return synthetic.SyntheticSpec(seed=cfg.synth_seed, n_train_videos=cfg.synth_train_videos,
                                        n_test_videos=cfg.synth_test_videos, feature_size=cfg.feature_size,
-                                       n_crops=cfg.synth_crops, length_scale=cfg.synth_length_scale)
+                                       n_crops=cfg.synth_crops, length_scale=cfg.synth_length_scale,
+                                       anomalous_fraction=cfg.synth_anomalous_fraction, anomaly_types=types)
     except InputError as e:
         raise InputError("synthetic dataset", str(e)) from None
 

@@ -84,8 +84,11 @@ class SyntheticSpec:
     min_length: int = 8
     max_length: int = 160
     anomalous_fraction: float = 0.5
+    anomaly_types: tuple[str, ...] = ANOMALY_TYPES  # the types the anomalous videos take in turn
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "anomaly_types", tuple(self.anomaly_types))  # a list from a manifest
+        unknown = sorted(set(self.anomaly_types) - set(ANOMALY_TYPES))
         checks = [
             ("seed", self.seed >= 0, "must be >= 0"),
             ("n_train_videos", self.n_train_videos >= 1, "must be >= 1"),
@@ -97,6 +100,8 @@ class SyntheticSpec:
             ("min_length", self.min_length >= 4, "must be >= 4"),
             ("max_length", self.max_length >= self.min_length, "must be >= min_length"),
             ("anomalous_fraction", 0 < self.anomalous_fraction < 1, "must be in (0, 1)"),
+            ("anomaly_types", not unknown and len(set(self.anomaly_types)) == len(self.anomaly_types) > 0,
+             f"must be distinct names out of {', '.join(ANOMALY_TYPES)}"),
         ]
         for name, ok, problem in checks:
             if not ok:
@@ -104,9 +109,15 @@ class SyntheticSpec:
 
     @property
     def name(self) -> str:
-        """A folder name for this spec, e.g. ``256d-10crop-280+140videos-seed0-x0.1``."""
-        return (f"{self.feature_size}d-{self.n_crops}crop-{self.n_train_videos}+{self.n_test_videos}videos-"
+        """A folder name for this spec, e.g. ``256d-10crop-280+140videos-seed0-x0.1``, with
+        ``-anomalous0.2`` and ``-motion+burst`` when the fraction and the types are not the defaults."""
+        name = (f"{self.feature_size}d-{self.n_crops}crop-{self.n_train_videos}+{self.n_test_videos}videos-"
                 f"seed{self.seed}-x{self.length_scale:g}")
+        if self.anomalous_fraction != 0.5:
+            name += f"-anomalous{self.anomalous_fraction:g}"
+        if self.anomaly_types != ANOMALY_TYPES:
+            name += "-" + "+".join(self.anomaly_types)
+        return name
 
 
 @dataclass(frozen=True)
@@ -194,7 +205,8 @@ def _plan(spec: SyntheticSpec) -> tuple[list[_Video], list[_Video]]:
         raw = rng.choice(lengths, size=n_videos)
         sizes = np.clip(np.rint(raw * spec.length_scale), spec.min_length, spec.max_length)
         n_anomalous = min(max(int(round(spec.anomalous_fraction * n_videos)), 1), n_videos - 1)
-        kinds = rng.permutation(np.arange(n_anomalous) % len(ANOMALY_TYPES))
+        types = np.array([ANOMALY_TYPES.index(t) for t in spec.anomaly_types])
+        kinds = types[rng.permutation(np.arange(n_anomalous) % len(types))]
         videos = []
         for i, t in enumerate(sizes.astype(int)):
             if i < n_anomalous:
@@ -350,10 +362,11 @@ def ensure(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
     except (OSError, ValueError):
         manifest = None
     complete = isinstance(manifest, dict) and manifest.get("generator_version") == GENERATOR_VERSION
-    if complete and manifest.get("spec") == asdict(spec) and all(p.is_file() for p in paths.values()):
+    written = SyntheticSpec(**manifest["spec"]) if complete and manifest.get("spec") else None
+    if written == spec and all(p.is_file() for p in paths.values()):
         return paths
-    if complete and manifest.get("spec") not in (None, asdict(spec)):
-        other = SyntheticSpec(**manifest["spec"]).name
+    if written not in (None, spec):
+        other = written.name
         raise InputError(out_dir, f"holds the synthetic dataset {other}, not {spec.name}; choose another "
                                   "--synthetic_dir (nothing was overwritten)")
     foreign = [p.name for p in paths.values() if p.is_file()] if manifest is None else []

@@ -67,7 +67,7 @@ def test_layout_is_consistent(default_dir):
     assert arrays["train_truth"].dtype == np.uint8 and arrays["train_truth"].shape == (train.shape[0],)
     assert set(np.unique(arrays["train_truth"])) == {0, 1}
     manifest = json.loads((default_dir / MANIFEST).read_text())
-    assert manifest["spec"] == SyntheticSpec().__dict__ and manifest["files"] == FILES
+    assert SyntheticSpec(**manifest["spec"]) == SyntheticSpec() and manifest["files"] == FILES
     assert manifest["train_snippets"] == train.shape[0] and manifest["test_snippets"] == test.shape[0]
     assert 6000 <= train.shape[0] <= 10000 and 3000 <= test.shape[0] <= 5000
 
@@ -191,7 +191,7 @@ def test_ensure_reuses_matching_files_and_completes_unfinished_ones(tmp_path):
     other = SyntheticSpec(**{**TINY.__dict__, "seed": TINY.seed + 1})
     with pytest.raises(InputError, match="holds the synthetic dataset"):
         ensure(tmp_path, other)
-    assert json.loads((tmp_path / MANIFEST).read_text())["spec"] == TINY.__dict__
+    assert SyntheticSpec(**json.loads((tmp_path / MANIFEST).read_text())["spec"]) == TINY
     assert paths["test_features"].read_bytes() == before
 
     paths["train_truth"].unlink()
@@ -204,6 +204,9 @@ def test_bad_spec_and_bad_files_are_input_errors(tmp_path):
         SyntheticSpec(feature_size=100)
     with pytest.raises(InputError, match="anomalous_fraction"):
         SyntheticSpec(anomalous_fraction=1.0)
+    for types in [(), ("motion", "motion"), ("motion", "theft")]:
+        with pytest.raises(InputError, match="anomaly_types"):
+            SyntheticSpec(anomaly_types=types)
     with pytest.raises(InputError, match="not found"):
         norm_score_auc(tmp_path)
     generate(tmp_path, TINY)
@@ -229,3 +232,31 @@ def test_ensure_never_overwrites_files_it_did_not_write(tmp_path):
     with pytest.raises(InputError, match=r"not written by the synthetic generator.*nothing was overwritten"):
         ensure(tmp_path, TINY)
     assert users.read_bytes() == b"the user's real features"
+
+
+def test_anomalous_fraction_and_types(tmp_path):
+    spec = SyntheticSpec(**{**TINY.__dict__, "anomalous_fraction": 0.25, "anomaly_types": ("burst", "motion")})
+    assert spec.name == TINY.name + "-anomalous0.25-burst+motion"
+    generate(tmp_path, spec)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    for split, n in (("train", spec.n_train_videos), ("test", spec.n_test_videos)):
+        kinds = manifest[f"{split}_anomaly_types"]
+        n_anomalous = min(max(round(0.25 * n), 1), n - 1)
+        assert kinds[n_anomalous:] == [None] * (n - n_anomalous)
+        assert set(kinds[:n_anomalous]) <= {"burst", "motion"} and None not in kinds[:n_anomalous]
+    arrays = load(tmp_path)
+    covered = [gt for _, _, gt in video_ranges_from_gt(arrays)]
+    n_test = min(max(round(0.25 * spec.n_test_videos), 1), spec.n_test_videos - 1)
+    assert all(c > 0 for c in covered[:n_test]) and not any(covered[n_test:])
+
+
+def test_a_manifest_from_before_the_anomaly_settings_is_reused(tmp_path):
+    paths = generate(tmp_path, TINY)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    del manifest["spec"]["anomaly_types"]
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    before = paths["test_features"].stat().st_mtime_ns
+    ensure(tmp_path, TINY)
+    assert paths["test_features"].stat().st_mtime_ns == before
+    with pytest.raises(InputError, match="holds the synthetic dataset"):
+        ensure(tmp_path, SyntheticSpec(**{**TINY.__dict__, "anomaly_types": ("motion",)}))

@@ -132,6 +132,12 @@ class Config:
     synth_length_scale: float = setting(
         0.1, "Video lengths of the synthetic dataset as a fraction of UCF-Crime's training lengths.", "synthetic",
         metavar="X")
+    synth_anomalous_fraction: float = setting(
+        0.5, "Fraction of the synthetic dataset's videos (training and test) that hold anomalies.", "synthetic",
+        metavar="X")
+    synth_anomaly_types: str = setting(
+        "all", "Anomaly types of the synthetic dataset, comma separated out of appearance, motion, energy, "
+               "scene_mix, burst; all for the five.", "synthetic", metavar="NAMES")
     # The model (the release's flags).
     Vitblock_num: int = setting(
         8, "Transformer blocks of the reconstructor, 0 for the plain autoencoder (cross_clip 4: 0, 1, 2, 4, 6 "
