@@ -3,6 +3,8 @@ mode), its settings, resume, and run_test.py --run_dir; the release recipe write
 import contextlib
 import io
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -82,6 +84,37 @@ def test_no_test_label_reaches_the_improved_recipes_choice(runs):
     assert read_settings(true / "selected.pkl") == {**RELEASE_SETTINGS, "score_fusion": 0.25}
     saved = parse_config(["--config", str(true / "config.yaml")])
     assert (saved.recipe, saved.ema_decay, saved.ema_start, saved.keep_train_mode) == ("improved", 0.995, 0.5, False)
+
+
+OPENED: list[str] | None = None  # the paths opened while a test records them (the audit hook below)
+
+
+def record_opens(event: str, args: tuple) -> None:
+    if event == "open" and OPENED is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+        OPENED.append(os.path.realpath(os.fsdecode(args[0])))
+
+
+sys.addaudithook(record_opens)  # hooks stay for the life of the process: this one records only inside a test
+
+
+def test_the_recipe_never_opens_the_ground_truth(runs):
+    """The improved recipe run without a test set opens no file of it (Python's audit hook sees every open, numpy's
+    included), and writes the same selected.pkl, byte for byte, as the run that evaluates on the test set."""
+    global OPENED
+    root, flags = runs["root"], runs["data"]
+    train_only = flags[:flags.index("--test_features")]
+    test_files = {os.path.realpath(flags[flags.index(key) + 1]) for key in ("--test_features", "--test_ranges",
+                                                                           "--test_gt")}
+    OPENED = []
+    try:
+        history, _ = train(root / "no_test", train_only, root / "c2fpl_no_test")
+    finally:
+        opened, OPENED = OPENED, None
+    assert os.path.realpath(train_only[1]) in opened  # the hook sees the training features being read
+    assert not test_files & set(opened)
+    assert "auc_all" not in history[-1]
+    for name in ("selected.pkl", "selected.yaml"):
+        assert (root / "no_test" / name).read_bytes() == (runs["true"][0] / name).read_bytes(), name
 
 
 def test_selected_holds_the_scorers_moving_average_by_hand(runs):
