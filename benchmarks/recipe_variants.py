@@ -10,6 +10,7 @@ again. The variants come in two groups: "choose" to pick a recipe's values, "rep
     python -m benchmarks.recipe_variants --group choose --recipes recipe=release recipe=improved \\
         recipe=improved,ema_decay=0.999,score_fusion=0.3
     python -m benchmarks.recipe_variants --group report --recipes recipe=release recipe=improved,score_fusion=0.3
+    python -m benchmarks.recipe_variants --group report --average_seeds   # also: the seeds' scores averaged
 """
 import argparse
 import json
@@ -19,6 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from dataset.synthetic import FILES
+from utils.metrics import frame_metrics
 
 ROOT = Path(__file__).resolve().parents[1]  # where the runs run
 BASE = ["--synth_train_videos", "140", "--synth_test_videos", "70"]  # configs/synthetic.yaml at half the videos
@@ -119,6 +123,34 @@ def table(results: list[dict], variants: list[str], recipes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def label_free_scores(folder: Path) -> np.ndarray:
+    """(N_test,) scores of a run's label-free checkpoint (selected.pkl, else last.pkl), saved beside it once."""
+    ckpt = folder / "selected.pkl" if (folder / "selected.pkl").is_file() else folder / "last.pkl"
+    scores = folder / f"{ckpt.stem}_scores.npy"
+    if not scores.is_file():
+        run(["run_test.py", "--config", str(folder / "config.yaml"), "--ckpt_path", str(ckpt),
+             "--scores_out", str(scores)], folder / "run_test.log")
+    return np.load(scores)
+
+
+def seed_average_table(out: Path, results: list[dict], variants: list[str], recipes: list[str]) -> str:
+    """Per variant and recipe: the label-free checkpoint's AUC, one seed (mean ± std) against the seeds' scores
+    averaged (an ensemble that costs one training per seed)."""
+    lines = ["| variant | recipe | seeds | one seed: AUC | seeds averaged: AUC |", "|---|---|---|---|---|"]
+    for variant in variants:
+        data = out / "data" / variant
+        gt, ranges = np.load(data / FILES["test_gt"]), np.load(data / FILES["test_ranges"])
+        for recipe in recipes:
+            runs = [r for r in results if r["variant"] == variant and r["recipe"] == recipe]
+            if len(runs) < 2:
+                continue
+            scores = [label_free_scores(out / variant / folder_name(recipe) / f"seed{r['seed']}") for r in runs]
+            one = [frame_metrics(s, gt, ranges)["auc_all"] for s in scores]
+            averaged = frame_metrics(np.mean(scores, axis=0), gt, ranges)["auc_all"]
+            lines.append(f"| {variant} | {recipe} | {len(runs)} | {mean_std(one)} | {averaged:.4f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/recipe_variants", help="the folder of every run (reused when rerun)")
@@ -127,6 +159,8 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=["recipe=release", "recipe=improved"], metavar="K=V[,K=V]",
                         help="recipe settings to compare, main.py flags as key=value (default: the two recipes)")
     parser.add_argument("--seeds", default=None, help="training seeds, comma separated (default 1,2,3; --quick 1,2)")
+    parser.add_argument("--average_seeds", action="store_true",
+                        help="also score each run's label-free checkpoint and average the scores over the seeds")
     parser.add_argument("--quick", action="store_true", help=f"the variants {' and '.join(QUICK)} with seeds 1,2")
     args = parser.parse_args()
     out = (ROOT / args.out).resolve()
@@ -157,6 +191,9 @@ def main() -> None:
               "(training and its evaluations; the C2FPL stage and the dataset only in a variant's first runs)")
     print(f"\nruns in {out}; AUC: mean ± std over seeds\n")
     print(table(results, variants, args.recipes))
+    if args.average_seeds:
+        print("\nthe label-free checkpoint (selected.pkl, else last.pkl): one seed against the seeds' scores averaged\n")
+        print(seed_average_table(out, results, variants, args.recipes))
     if failed:
         sys.exit(f"error: {len(failed)} run(s) failed: {'; '.join(failed)}")
 
