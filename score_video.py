@@ -18,7 +18,7 @@ from utils.errors import InputError
 from utils.events import Event, EventTracker
 from utils.io import atomic_open, save_json
 from utils.plots import plot_timeline, safe_name
-from video.annotate import AnnotatedVideo
+from video.annotate import annotated_video
 from video.decode import VideoError, probe, read_frames
 from video.extract import Extractor, Progress
 from video.presets import SNIPPET
@@ -165,7 +165,7 @@ def second_pass(video: str, fps: float | None, report: VideoReport, rules: Event
     wanted = {min(int(e.peak_time * report.fps), report.frames - 1): e.peak_time for e in peaks}
     thumbnails = []
     with ExitStack() as stack:
-        writer = stack.enter_context(AnnotatedVideo(out_dir / annotate, report.fps)) if annotate else None
+        writer = stack.enter_context(annotated_video(out_dir / annotate, report.fps)) if annotate else None
         start = 0
         for chunk in read_frames(video, fps=fps):
             chunk = chunk[: max(0, report.frames - start)]

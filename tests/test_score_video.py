@@ -16,7 +16,7 @@ from tests.videos import write_video
 from utils.checkpoint import model_settings, save_checkpoint
 from utils.errors import InputError
 from utils.events import Event, EventTracker, find_events
-from video.annotate import draw_scores
+from video.annotate import annotated_video, draw_scores
 from video.backbones import I3DResNet50, build_backbone
 from video.decode import read_frames
 from video.extract import Extractor
@@ -111,6 +111,18 @@ def test_annotated_copy(setup, tmp_path):
     frames = np.concatenate(list(read_frames(out / "a" / "scored.mp4")))
     assert frames.shape == (40, 48, 64, 3)
     assert (frames[:, 0, :, 0].astype(int) - frames[:, 0, :, 1] > 100).all()  # threshold 0: a red border throughout
+
+
+def test_annotated_video_is_written_whole_or_not_at_all(tmp_path):
+    frames, scores = np.zeros((8, 32, 48, 3), dtype=np.uint8), np.linspace(0, 1, 8)
+    with annotated_video(tmp_path / "whole.mp4", 25) as out:
+        out.write(frames, scores, scores > 0.5, 0.5)
+    assert len(np.concatenate(list(read_frames(tmp_path / "whole.mp4")))) == 8
+    with pytest.raises(RuntimeError, match="cut short"):
+        with annotated_video(tmp_path / "cut.mp4", 25) as out:
+            out.write(frames, scores, scores > 0.5, 0.5)
+            raise RuntimeError("cut short")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.mp4"]
 
 
 def test_authors_checkpoint_needs_the_backbone(setup, tmp_path):

@@ -1,7 +1,8 @@
 """A video re-encoded with its anomaly scores drawn on the frames: a score bar, and a red frame during events."""
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
+from typing import Iterator
 
 import av
 import numpy as np
@@ -36,37 +37,36 @@ def draw_scores(frames: np.ndarray, scores: np.ndarray, alarm: np.ndarray, thres
 
 
 class AnnotatedVideo:
-    """H.264 writer of annotated frames at ``fps``, written whole or not at all (temp file, then rename).
+    """H.264 encoder of annotated frames at ``fps`` into an open container; see :func:`annotated_video`."""
 
-    ``with AnnotatedVideo(path, fps) as out: out.write(frames, scores, alarm, threshold)``
-    """
-
-    def __init__(self, path: str | Path, fps: float) -> None:
-        self.path, self.fps = Path(path), Fraction(fps).limit_denominator(1001 * 1000)
-        self._temp = None
-        self._container = self._stream = None
-
-    def __enter__(self) -> "AnnotatedVideo":
-        self._temp = atomic_path(self.path)
-        self._container = av.open(self._temp.__enter__(), "w", format=MUXERS[self.path.suffix.lower()])
-        return self
+    def __init__(self, container: av.container.OutputContainer, fps: float) -> None:
+        self.container, self.fps = container, Fraction(fps).limit_denominator(1001 * 1000)
+        self.stream = None
 
     def write(self, frames: np.ndarray, scores: np.ndarray, alarm: np.ndarray, threshold: float) -> None:
         """Draw on and encode ``(t, H, W, 3)`` uint8 frames (sizes cropped to even numbers for yuv420p)."""
         frames = draw_scores(frames, scores, alarm, threshold)
         frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
-        if self._stream is None:
-            self._stream = self._container.add_stream("libx264", rate=self.fps)
-            self._stream.height, self._stream.width = frames.shape[1:3]
-            self._stream.pix_fmt = "yuv420p"
+        if self.stream is None:
+            self.stream = self.container.add_stream("libx264", rate=self.fps)
+            self.stream.height, self.stream.width = frames.shape[1:3]
+            self.stream.pix_fmt = "yuv420p"
         for frame in frames:
-            self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
-                                                                                format="rgb24")))
+            self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
+                                                                              format="rgb24")))
 
-    def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
-        try:
-            if self._stream is not None and kind is None:
-                self._container.mux(self._stream.encode(None))
-        finally:
-            self._container.close()
-            self._temp.__exit__(kind, error, trace)
+    def flush(self) -> None:
+        """Encode the frames the encoder still holds."""
+        if self.stream is not None:
+            self.container.mux(self.stream.encode(None))
+
+
+@contextmanager
+def annotated_video(path: str | Path, fps: float) -> Iterator[AnnotatedVideo]:
+    """``with annotated_video(path, fps) as out: out.write(frames, scores, alarm, threshold)``: the file is written
+    whole or not at all (temp file, renamed once the encoder is flushed and the container closed)."""
+    path = Path(path)
+    with atomic_path(path) as temp, av.open(temp, "w", format=MUXERS[path.suffix.lower()]) as container:
+        out = AnnotatedVideo(container, fps)
+        yield out
+        out.flush()
