@@ -44,7 +44,8 @@ VARIANTS = {  # name: (group, main.py flags on top of BASE)
 }
 QUICK = ("seed1", "seed2-crops5")
 DONE = "recipe_variants.json"
-COLUMNS = (("best", "best on test AUC (test labels)"), ("last", "last AUC"), ("selected", "selected AUC"))
+COLUMNS = (("best", "best on test AUC (test labels)"), ("last", "last AUC"), ("selected", "selected AUC"),
+           ("c2fpl", "C2FPL classifier alone AUC"))
 
 
 def recipe_flags(recipe: str) -> list[str]:
@@ -90,6 +91,13 @@ def train_and_score(out: Path, variant: str, recipe: str, seed: int) -> dict:
               "selected": checkpoints.get("selected.pkl", {}).get("auc_all")}
     (folder / DONE).write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def c2fpl_auc(out: Path, variant: str, seed: int) -> float | None:
+    """The test AUC of the run's C2FPL classifier alone (its stage's summary), None when the stage did not test it."""
+    summary = out / variant / f"c2fpl-seed{seed}" / "c2fpl_summary.json"
+    tested = json.loads(summary.read_text()).get("classifier_test") if summary.is_file() else None
+    return tested["auc_all"] if tested else None
 
 
 def mean_std(values: list[float | None]) -> str:
@@ -174,7 +182,7 @@ def main() -> None:
         done = out / variant / folder_name(recipe) / f"seed{seed}" / DONE
         where = f"[{n}/{len(grid)}] {variant} {recipe} seed {seed}"
         if done.is_file():
-            results.append(json.loads(done.read_text()))
+            results.append({**json.loads(done.read_text()), "c2fpl": c2fpl_auc(out, variant, seed)})
             print(f"{where}: reused", flush=True)
             continue
         try:
@@ -183,7 +191,7 @@ def main() -> None:
             failed.append(where)
             print(f"{where}: failed ({e.returncode}); see {done.parent}/*.log", flush=True)
             continue
-        results.append(result)
+        results.append({**result, "c2fpl": c2fpl_auc(out, variant, seed)})
         timed.append(result["seconds"])
         print(f"{where}: {result['seconds']:.0f} s, last {result['last']:.4f}", flush=True)
     if timed:
