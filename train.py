@@ -441,8 +441,10 @@ class Trainer:
         ranks = state.get("rng_ranks", [state["rng"]])
         set_rng_state(ranks[self.dist.rank] if len(ranks) == self.dist.world_size else state["rng"])
         self.progress = Progress(**state["progress"])
-        if self.average is not None and state.get("average") is not None:
-            self.average.load_state_dict(state["average"])
+        average = state.get("average")
+        if self.average is not None and average is not None and self.progress.iteration > self.average.start:
+            self.average.load_state_dict(average)  # else it starts later in this run's schedule: a run stopped by
+            # --max_iters and resumed to its --max_epoch starts its average as if it had never stopped
         if "interval" in state and self.dist.is_main:  # rank 0 only: the sums are summed over processes
             self.interval.load(state["interval"], self.device)
         self.boundary = self.snapshot()

@@ -95,7 +95,8 @@ def aux_count(own) -> int:
 
 def test_training_without_a_test_set(own, no_test):
     out, records, printed = no_test
-    assert {p.name for p in out.iterdir()} == {"config.yaml", "last.pkl", "last.yaml", "metrics.jsonl", "resume.pt"}
+    assert {p.name for p in out.iterdir()} == {"config.yaml", "last.pkl", "last.yaml", "selected.pkl", "selected.yaml",
+                                               "metrics.jsonl", "resume.pt"}  # configs/custom.yaml: recipe improved
     assert [(r["iteration"], r["epoch"]) for r in records] == [(6, 1), (12, 2)]  # one snapshot per epoch
     assert not [k for r in records for k in r if k.startswith(("auc", "ap", "far", "eer", "pr_"))]
     expected_aux = aux_count(own)
@@ -108,14 +109,14 @@ def test_training_without_a_test_set(own, no_test):
         assert r["Ldi"] == 0 and r["bank_size"] == 0 and r["Lre"] > 0 and r["Ls"] >= 0
         assert r["loss"] == pytest.approx(r["Lre"] + r["Ldi"] + r["Ls"], rel=1e-5)  # --Lambda 1_1_1
     # The files decide the feature size (configs/custom.yaml says 2048); the extraction record lies beside.
-    assert read_settings(out / "last.pkl") == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2,
-                                               "extraction": SETTINGS}
+    assert read_settings(out / "selected.pkl") == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2,
+                                                   "score_fusion": 0.25, "extraction": SETTINGS}
     assert read_settings(f"{own['c2fpl']}/UCFfinal.pkl")["extraction"] == SETTINGS
     assert "no test set given: nothing was evaluated, so no AUC is reported" in printed
     assert "baselines (feature norm, C2FPL classifier alone) skipped: they need a test set" in printed
-    assert f"the checkpoint to use: {out / 'last.pkl'}" in printed
-    model = run_test.load_model(str(out / "last.pkl"), torch.device("cpu"))
-    assert (model.config.feature_size, model.config.vitblock_num) == (256, 2)
+    assert f"the checkpoint to use: {out / 'selected.pkl'}" in printed
+    model = run_test.load_model(str(out / "selected.pkl"), torch.device("cpu"))
+    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, 0.25)
     assert model.score(torch.zeros(3, 2, 256)).shape == (3,)
 
 
@@ -130,8 +131,9 @@ def test_the_weights_are_those_of_the_same_run_with_a_test_set(own, no_test, tmp
     assert all("auc_all" in r for r in with_test) and list((tmp_path / "run").glob("best_ckpt_*.pkl"))
     for a, b in zip(with_test, records, strict=True):
         assert {k: v for k, v in a.items() if k in b} == b
-    last, reference = (torch.load(d / "last.pkl", weights_only=True) for d in (tmp_path / "run", out))
-    assert last.keys() == reference.keys() and all(torch.equal(last[k], reference[k]) for k in last)
+    for name in ("last.pkl", "selected.pkl"):
+        mine, reference = (torch.load(d / name, weights_only=True) for d in (tmp_path / "run", out))
+        assert mine.keys() == reference.keys() and all(torch.equal(mine[k], reference[k]) for k in mine), name
 
 
 def test_resume_without_a_test_set_ends_like_the_uninterrupted_run(own, no_test, tmp_path):
@@ -142,8 +144,9 @@ def test_resume_without_a_test_set_ends_like_the_uninterrupted_run(own, no_test,
         main.main(["--resume", str(tmp_path / "run" / "resume.pt")])
     resumed = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert resumed == records
-    last, reference = (torch.load(d / "last.pkl", weights_only=True) for d in (tmp_path / "run", out))
-    assert all(torch.equal(last[k], reference[k]) for k in reference)
+    for name in ("last.pkl", "selected.pkl"):
+        mine, reference = (torch.load(d / name, weights_only=True) for d in (tmp_path / "run", out))
+        assert all(torch.equal(mine[k], reference[k]) for k in reference), name
 
 
 def test_the_concatenated_file_alone_finds_its_ranges_and_record(own, tmp_path):
