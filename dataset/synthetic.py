@@ -6,8 +6,8 @@ and a per-video scene scaled by the video's energy, AR(1) dynamics ``z_t`` in a
 low-rank factor space and correlated crop views; the feature is
 ``x = activity_t * relu(h)``, with ``activity_t`` drifting slowly. Some videos, normal
 ones included, have a stretch of rare but normal activity (a shared camera-pan pattern
-plus random rare directions). Anomalous videos carry one or two events (frame
-granularity) of one of five types: each moves the features in a direction that normal
+plus random rare directions). Anomalous videos (``anomalous_fraction`` of each split) carry
+one or two events (frame granularity) of one of five types (``anomaly_types``: which ones): each moves the features in a direction that normal
 data rarely visits and changes the activity abruptly at its edges (erratically inside;
 appearance events lower it, the others raise it). On top of that every type carries a
 shared anomalous-activity signature, with a type-specific strength: the global mean
