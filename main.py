@@ -21,7 +21,7 @@ from dataset.ground_truth import TestSet
 from dataset.prepare import (check_train_given, extraction_settings, has_test_set, open_test, open_train, prepare,
                              synthetic_spec)
 from model.frd import FRDUVAD, ModelConfig
-from scoring import score_snippets
+from scoring import score_snippets, score_test_set, test_metrics
 from train import (RESUME_FILE, SELECTED_FILE, Interrupted, Trainer, TrainingError, check_output_dir,
                    default_output_dir, seed_everything)
 from utils.checkpoint import load_into, load_state_dict_file
@@ -30,7 +30,6 @@ from utils.distributed import (Distributed, broadcast_object, launched_by_torchr
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
 from utils.io import fingerprint, save_text
-from utils.metrics import frame_metrics
 
 AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
 
@@ -95,13 +94,11 @@ def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) 
     auxiliary, of that classifier alone."""
     key = SELECT_METRICS[cfg.select_metric][0]
     norms = snippet_norms(test.source)[test.rows]
-    result = {"feature norm": frame_metrics(norms, test.labels, None, cfg.auc_abn_group,
-                                                   threshold=cfg.label_threshold)[key]}
+    result = {"feature norm": test_metrics(norms, test, cfg)[key]}
     if cfg.aux == "c2fpl":
         scores = score_snippets(lambda x: model.scorer_c2fpl(x).squeeze(-1), test.source, test.rows,
                                 cfg.eval_batch_size, device)
-        result["C2FPL classifier alone"] = frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group,
-                                                                 threshold=cfg.label_threshold)[key]
+        result["C2FPL classifier alone"] = test_metrics(scores, test, cfg)[key]
     return result
 
 
@@ -110,9 +107,7 @@ def selected_metrics(cfg: Config, test: TestSet, device: torch.device, out_dir: 
     model = FRDUVAD(model_config(cfg))
     path = out_dir / SELECTED_FILE
     load_into(model, load_state_dict_file(path), kind="full", source=path)
-    model.to(device).eval()
-    scores = score_snippets(model.score, test.source, test.rows, cfg.eval_batch_size, device)
-    return frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group, threshold=cfg.label_threshold)
+    return score_test_set(model.to(device).eval(), cfg, test, device)[1]
 
 
 def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, selected: dict | None = None) -> None:

@@ -15,19 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset.ground_truth import TestSet
 from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
 from model.frd import FRDUVAD, ModelConfig
 from score_video import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
                          write_index)
-from scoring import ScoreFn, score_snippets
+from scoring import score_snippets, score_test_set, scorer
 from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, read_settings,
                               settings_path)
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
-from utils.device import autocast, resolve_device
+from utils.device import resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
-from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
+from utils.metrics import FRAMES_PER_SNIPPET
 from video.annotate import MUXERS
 from video.backbones import BACKBONES, build_backbone
 from video.decode import VideoError
@@ -128,20 +127,6 @@ def print_metrics(metrics: dict, n_snippets: int, ckpt: str, first: str = "auc_a
     for key, name in sorted(METRICS, key=lambda metric: metric[0] != first):
         if key in metrics:
             print(f"  {name:<32} {metrics[key]:.4f}")
-
-
-def scorer(model: FRDUVAD, device: torch.device, amp: str) -> ScoreFn:
-    """``model.score`` under ``--amp``'s autocast: (n, C, D) -> (n,), the function scoring.score_snippets takes."""
-    def score(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, amp):
-            return model.score(x)
-    return score
-
-
-def score_test_set(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) -> tuple[np.ndarray, dict]:
-    """The model's ``(N,)`` test scores and their metrics."""
-    scores = score_snippets(scorer(model, device, cfg.amp), test.source, test.rows, cfg.eval_batch_size, device)
-    return scores, frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group, threshold=cfg.label_threshold)
 
 
 def run_checkpoints(run_dir: Path) -> list[tuple[Path, bool]]:

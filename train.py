@@ -39,7 +39,7 @@ from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
 from dataset.windows import make_loader
 from model.frd import FRDUVAD, BatchStatistics, StepOutput
-from scoring import score_snippets
+from scoring import score_snippets, scorer, test_metrics
 from utils.checkpoint import model_settings, remove_checkpoint, save_checkpoint
 from utils.config import SELECT_METRICS, Config
 from utils.device import autocast
@@ -47,7 +47,7 @@ from utils.distributed import (Distributed, GlobalBatchStatistics, batch_share, 
                                is_distributed, sum_floats)
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
-from utils.metrics import frame_metrics, precision_recall
+from utils.metrics import precision_recall
 
 RESUME_FILE = "resume.pt"
 SELECTED_FILE = "selected.pkl"  # the improved recipe's choice, made with no test label
@@ -343,8 +343,7 @@ class Trainer:
         if self.dist.is_main:
             metrics = {}
             if self.test is not None:
-                metrics = frame_metrics(scores, self.test.labels, self.test.ranges, self.cfg.auc_abn_group,
-                                        threshold=self.cfg.label_threshold)
+                metrics = test_metrics(scores, self.test, self.cfg)
             record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
                       "bank_size": len(self.model.bank)}
         return broadcast_object(record)
@@ -355,9 +354,8 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            with autocast(self.device, self.cfg.amp):
-                return score_snippets(self.model.score, self.test.source, self.test.rows, self.cfg.eval_batch_size,
-                                      self.device, sharded=True)
+            return score_snippets(scorer(self.model, self.device, self.cfg.amp), self.test.source, self.test.rows,
+                                  self.cfg.eval_batch_size, self.device, sharded=True)
         finally:
             self.model.train(was_training)
 

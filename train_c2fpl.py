@@ -26,13 +26,13 @@ from dataset.prepare import extraction_settings
 from dataset.windows import make_loader
 from model.frd import init_weights
 from model.scorer import C2FPLClassifier
-from scoring import score_snippets
+from scoring import score_snippets, test_metrics
 from train import Interrupted, sigint_held
 from utils.checkpoint import save_checkpoint
 from utils.config import C2FPLRecipe, Config
 from utils.errors import InputError
 from utils.io import fingerprint, save_json, save_npy
-from utils.metrics import frame_metrics, precision_recall
+from utils.metrics import precision_recall
 
 FILES = {"pseudo_labels": "c2fpl_pseudo_labels.npy", "video_labels": "c2fpl_video_labels.npy",
          "classifier": "UCFfinal.pkl", "summary": "c2fpl_summary.json"}
@@ -172,8 +172,7 @@ def run_stage(cfg: Config, train: FeatureSource, test: TestSet | None, out_dir: 
         if test is not None:
             scores = score_snippets(lambda x: classifier(x).squeeze(-1), test.source, test.rows, cfg.eval_batch_size,
                                     device)
-            metrics = frame_metrics(scores, test.labels, test.ranges, cfg.auc_abn_group,
-                                    threshold=cfg.label_threshold)
+            metrics = test_metrics(scores, test, cfg)
             summary["classifier_test"] = {k: v for k, v in metrics.items() if k != "per_video_auc"}
         with sigint_held():
             save_checkpoint(paths["classifier"], classifier.cpu().state_dict(), settings)

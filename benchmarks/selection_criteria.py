@@ -24,7 +24,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
@@ -32,8 +31,7 @@ from sklearn.mixture import GaussianMixture
 import main as train_main
 import train as trainer
 from benchmarks.recipe_variants import BASE, ROOT, VARIANTS, mean_std
-from scoring import score_snippets
-from utils.metrics import frame_metrics
+from scoring import score_snippets, score_test_set, scorer
 
 RECIPE = ["--recipe", "improved"]
 DONE = "criteria.json"
@@ -87,15 +85,13 @@ def measure(out: Path, variant: str, seed: int) -> list[dict]:
             "--c2fpl_dir", str(out / variant / f"c2fpl-seed{seed}"), "--output_dir", str(folder)]
     snapshots, run, train = train_with_snapshots(argv, folder / "main.log")
     model, device, test = copy.deepcopy(run.model).eval(), run.device, run.test
-    with torch.no_grad():
-        c2fpl = score_snippets(lambda x: model.scorer_c2fpl(x).squeeze(-1), train, device=device) >= 0.5
+    c2fpl = score_snippets(lambda x: model.scorer_c2fpl(x).squeeze(-1), train, device=device) >= 0.5
     rows = []
     for iteration, state in snapshots:
         model.load_state_dict(state)
-        with torch.no_grad():
-            train_scores = score_snippets(model.score, train, device=device)
-            test_scores = score_snippets(model.score, test.source, test.rows, device=device)
-        rows.append({"iteration": iteration, "auc": frame_metrics(test_scores, test.labels)["auc_all"],
+        train_scores = score_snippets(scorer(model, device, run.cfg.amp), train, device=device)
+        auc = score_test_set(model, run.cfg, test, device)[1]["auc_all"]
+        rows.append({"iteration": iteration, "auc": auc,
                      "bimodality": bimodality(train_scores), "c2fpl_agreement": c2fpl_agreement(train_scores, c2fpl)})
     (folder / DONE).write_text(json.dumps(rows, indent=1) + "\n")
     return rows
