@@ -19,6 +19,7 @@ from video.files import find_videos
 from video.presets import PRESETS, preset_for
 from video.writer import CONCAT_FILE, LIST_FILE, RANGES_FILE, Outcome, extract_videos, write_index
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = CliParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="\n".join(__doc__.split("\n")[1:]))

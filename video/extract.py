@@ -12,6 +12,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from utils.device import autocast
 from video.backbones import Backbone
 from video.decode import VideoError, read_frames
 from video.presets import Preset
@@ -85,7 +86,7 @@ class Extractor:
         clips = clips.flatten(0, 1).to(self.device, non_blocking=True)
         if self.backbone.channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
+        with autocast(self.device, self.amp):
             out = self.backbone.net(clips)
         return out.float().reshape(s, c, -1).cpu().numpy()
 

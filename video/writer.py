@@ -64,8 +64,7 @@ def extract_one(extractor: Extractor, video: str, name: str, out_dir: Path, bar_
         return Outcome(video, name, "failed", str(e))
     info = {"video": str(video), "features": f"{name}{SUFFIX}.npy", "frames": progress.frames, "fps": fps or None,
             "snippets": shape[0], "seconds": progress.frames / fps if fps else None, "width": meta.width,
-            "height": meta.height,
-            "settings": settings}
+            "height": meta.height, "settings": settings}
     save_json(record, info)
     return Outcome(video, name, "done", info=info)
 
