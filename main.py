@@ -132,6 +132,11 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, 
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file}{chosen})")
 
 
+def checkpoint_to_use(cfg: Config) -> str:
+    """The file name of a run's label-free checkpoint: selected.pkl under the improved recipe, else last.pkl."""
+    return SELECTED_FILE if cfg.recipe == "improved" else "last.pkl"
+
+
 def print_summary_without_test(progress, cfg: Config, out_dir: Path) -> None:
     """Why no metric is reported, the last snapshot's losses and pseudo-label counts, and the checkpoint to use."""
     last = progress.history[-1]
@@ -141,8 +146,7 @@ def print_summary_without_test(progress, cfg: Config, out_dir: Path) -> None:
           f"(Lre {last['Lre']:.4f}, Ldi {last['Ldi']:.4f}, Ls {last['Ls']:.4f}); anomalous pseudo labels "
           f"{last['pseudo_labels']} of {last['labels_total']} (reconstruction {last['recon_labels']}, aux "
           f"{cfg.aux} {last['aux_labels']}) since the snapshot before")
-    use = SELECTED_FILE if cfg.recipe == "improved" else "last.pkl"
-    print(f"the checkpoint to use: {out_dir / use}  (outputs: {out_dir})")
+    print(f"the checkpoint to use: {out_dir / checkpoint_to_use(cfg)}  (outputs: {out_dir})")
 
 
 def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device,
@@ -175,7 +179,7 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
     if info.is_main and cfg.dataset_name == "video_demo":
-        ckpt = out_dir / (SELECTED_FILE if cfg.recipe == "improved" else "last.pkl")
+        ckpt = out_dir / checkpoint_to_use(cfg)
         print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {ckpt} "
               f"--weights {video_demo.demo_dir(cfg) / video_demo.STANDIN_WEIGHTS} --output_dir scored\n"
               f"({video_demo.WARNING})")

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import ROOT  # where the runs run
 from dataset.synthetic import FILES
 from utils.metrics import frame_metrics
 
-ROOT = Path(__file__).resolve().parents[1]  # where the runs run
 BASE = ["--synth_train_videos", "140", "--synth_test_videos", "70"]  # configs/synthetic.yaml at half the videos
 VARIANTS = {  # name: (group, main.py flags on top of BASE)
     "seed1": ("choose", ["--synth_seed", "1"]),
