@@ -23,9 +23,14 @@ REAL_FILES_HINT = 'see README, "Where the real files come from"'
 OWN_FILES = {"synthetic", "custom"}  # dataset names whose data paths are the user's files: these decide the size
 
 
+def gives_data_paths(cfg: Config) -> bool:
+    """True when ``cfg`` names any data file of the user's."""
+    return any(getattr(cfg, key) for key in DATA_PATHS)
+
+
 def uses_synthetic(cfg: Config) -> bool:
     """True when ``cfg`` asks for the synthetic dataset: its name, and no data path of the user's."""
-    return cfg.dataset_name == "synthetic" and not any(getattr(cfg, key) for key in DATA_PATHS)
+    return cfg.dataset_name == "synthetic" and not gives_data_paths(cfg)
 
 
 def synthetic_spec(cfg: Config) -> synthetic.SyntheticSpec:
@@ -54,7 +59,7 @@ def prepare(cfg: Config, explicit: Collection[str] = ()) -> Config:
     if uses_synthetic(cfg):
         files = synthetic.ensure(synthetic_dir(cfg), synthetic_spec(cfg))
         return dataclasses.replace(cfg, **{key: str(files[key]) for key in files})
-    if cfg.dataset_name == "video_demo" and not any(getattr(cfg, key) for key in DATA_PATHS):
+    if cfg.dataset_name == "video_demo" and not gives_data_paths(cfg):
         files = video_demo.ensure(cfg)
         return dataclasses.replace(cfg, **{key: files[key] for key in ("train_list", "test_list", "test_gt")})
     if cfg.dataset_name == "custom" and cfg.train_features and not cfg.train_ranges:

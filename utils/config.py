@@ -42,9 +42,10 @@ GROUPS = {
     "recipe": ("recipe", "How the checkpoint to use is chosen. release (the default, as published): best_ckpt_*.pkl "
                          "is the best of many test evaluations, chosen with the test labels. improved: selected.pkl "
                          "is chosen with no test label, and the recipe brings its own defaults, which replace "
-                         "configs/NAME.yaml's (--config and flags still override them): --ema_decay 0.995, "
-                         "--ema_start 0.5, --keep_train_mode False and, with --aux c2fpl, --score_fusion 0.25 "
-                         "(chosen on synthetic variants kept apart from those it is reported on; README).", False),
+                         "configs/NAME.yaml's (--config and flags still override them): "
+                         + ", ".join(f"--{k} {v}" for k, v in RECIPES["improved"].items())
+                         + " (--score_fusion only with --aux c2fpl; chosen on synthetic variants kept apart from "
+                           "those it is reported on; README).", False),
     "evaluation": ("evaluation", None, True),
     "performance": ("performance", None, True),
 }
