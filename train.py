@@ -7,8 +7,9 @@ rest of training (no dropout, no disruption after the first snapshot); that is t
 ``--keep_train_mode True`` returns to train mode after each evaluation instead.
 
 Under ``--recipe improved`` each snapshot also writes ``selected.pkl``, the checkpoint chosen with no test label:
-last.pkl's weights with the scorer's replaced by their exponential moving average (``ScorerAverage``) once it has
-begun; ``best_ckpt_*.pkl`` is still kept, for comparison.
+last.pkl's weights, scored by the C2FPL classifier alone when the Scorer learned nothing (``--aux_fallback``,
+``scorer_check`` on training snippets), with the scorer's weights replaced by their exponential moving average
+(``ScorerAverage``) under ``--ema_decay``; ``best_ckpt_*.pkl`` is still kept, for comparison.
 
 Without a test set nothing is evaluated: each snapshot logs the losses and pseudo-label counts, saves
 ``last.pkl`` and resume.pt, and switches to eval mode as an evaluation would, so that the weights are
@@ -51,6 +52,7 @@ from utils.metrics import precision_recall
 
 RESUME_FILE = "resume.pt"
 SELECTED_FILE = "selected.pkl"  # the improved recipe's choice, made with no test label
+CHECK_SNIPPETS = 8192  # the training snippets (a seeded sample) on which the improved recipe checks the Scorer
 
 
 class TrainingError(RuntimeError):
@@ -186,6 +188,27 @@ class ScorerAverage:
         self.average.load_state_dict(state)
 
 
+def scorer_check(model: FRDUVAD, source: FeatureSource, device: torch.device, amp: str, seed: int) -> dict:
+    """The improved recipe's label-free check of the Scorer on a seeded sample of ``CHECK_SNIPPETS`` training
+    snippets: the share it flags (score ≥ 0.5), the spread of its scores, and ``learned_nothing`` when it flags
+    none of them (it was trained to flag its pseudo labels; flagging nothing, it ranks by noise)."""
+    rows = np.arange(source.n_snippets)
+    if len(rows) > CHECK_SNIPPETS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, CHECK_SNIPPETS, replace=False))
+    was_training = model.training
+    model.eval()
+    try:
+        def score(x: torch.Tensor) -> torch.Tensor:
+            with autocast(device, amp):
+                return model.score(x, fusion=0.0)
+        scores = score_snippets(score, source, rows, device=device)
+    finally:
+        model.train(was_training)
+    flagged = float(np.mean(scores >= 0.5))
+    return {"snippets": int(len(rows)), "flagged": round(flagged, 6), "spread": round(float(np.std(scores)), 6),
+            "learned_nothing": flagged == 0.0}
+
+
 def _to(value: torch.Tensor | float | bool, device: torch.device | str) -> torch.Tensor | float | bool:
     return value.to(device) if torch.is_tensor(value) else value
 
@@ -263,6 +286,7 @@ class Trainer:
         self.statistics = GlobalBatchStatistics() if is_distributed() else BatchStatistics()
         recorded = {"extraction": extraction} if extraction else {}
         self.settings = model_settings(model.config, train.n_crops, **recorded)  # beside every checkpoint, <name>.yaml
+        self.train_source = train
         self.aux_labels = None if aux_labels is None else torch.from_numpy(aux_labels.astype(np.float32)).to(device)
         self.truth = None if truth is None else torch.from_numpy(truth.astype(np.float32)).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -392,13 +416,22 @@ class Trainer:
                 remove_checkpoint(self.out_dir / previous)
         save_checkpoint(self.out_dir / "last.pkl", state, self.settings)
         if self.cfg.recipe == "improved":
-            save_checkpoint(self.out_dir / SELECTED_FILE, self.selected_state(state), self.settings)
+            save_checkpoint(self.out_dir / SELECTED_FILE, self.selected_state(state), self.selected_settings())
 
     def selected_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The improved recipe's checkpoint: ``state`` (the weights now) with the averaged scorer, once there is
         one; no test label enters it."""
         averaged = None if self.average is None else self.average.scorer_state()
         return state if averaged is None else {**state, **averaged}
+
+    def selected_settings(self) -> dict:
+        """selected.pkl's settings: last.pkl's, and under ``--aux_fallback`` the Scorer's check (``fallback``), with
+        ``score_fusion`` 1 (the C2FPL classifier alone) when the Scorer learned nothing."""
+        if not self.cfg.aux_fallback:
+            return self.settings
+        check = scorer_check(self.model, self.train_source, self.device, self.cfg.amp, self.cfg.seed)
+        fusion = {"score_fusion": 1.0} if check["learned_nothing"] else {}
+        return {**self.settings, **fusion, "fallback": check}
 
     def log(self, record: dict) -> None:
         """``record`` into the history, metrics.jsonl and, with a test set, result.txt; rank 0 writes the files."""

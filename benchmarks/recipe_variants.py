@@ -42,6 +42,23 @@ VARIANTS = {  # name: (group, main.py flags on top of BASE)
     "seed12-appearance+scene_mix-d512": ("report", ["--synth_seed", "12", "--synth_anomaly_types",
                                                     "appearance,scene_mix", "--feature_size", "512"]),
 }
+# Built like UCF-Crime, where the C2FPL classifier is weak: 512-d or 2048-d, 10 crops, 120 + 60 videos with UCF-Crime's
+# training lengths scaled by 0.1 (up to 400 snippets), half of them anomalous, one anomaly mechanism or two (surge:
+# extra energy; drift: off the normal features at the same norm) with short, mixed or long events.
+UCF_LIKE = ["--synth_train_videos", "120", "--synth_test_videos", "60", "--synth_max_length", "400"]
+VARIANTS.update({
+    "ucf-surge-d512": ("choose", [*UCF_LIKE, "--synth_seed", "21", "--feature_size", "512",
+                                  "--synth_anomaly_types", "surge"]),
+    "ucf-surge+drift-short-d512": ("choose", [*UCF_LIKE, "--synth_seed", "22", "--feature_size", "512",
+                                              "--synth_anomaly_types", "surge,drift",
+                                              "--synth_event_share", "0.03,0.12"]),
+    "ucf-surge-short-d512": ("report", [*UCF_LIKE, "--synth_seed", "23", "--feature_size", "512",
+                                        "--synth_anomaly_types", "surge", "--synth_event_share", "0.03,0.12"]),
+    "ucf-drift-long-d512": ("report", [*UCF_LIKE, "--synth_seed", "24", "--feature_size", "512",
+                                       "--synth_anomaly_types", "drift", "--synth_event_share", "0.4,0.8"]),
+    "ucf-surge+drift-d2048": ("report", [*UCF_LIKE, "--synth_seed", "25", "--feature_size", "2048",
+                                         "--synth_anomaly_types", "surge,drift"]),
+})
 QUICK = ("seed1", "seed2-crops5")
 DONE = "recipe_variants.json"
 COLUMNS = (("best", "best on test AUC (test labels)"), ("last", "last AUC"), ("selected", "selected AUC"),

@@ -38,10 +38,15 @@ def synthetic_spec(cfg: Config) -> synthetic.SyntheticSpec:
     types = synthetic.ANOMALY_TYPES if cfg.synth_anomaly_types == "all" else tuple(
         t.strip() for t in cfg.synth_anomaly_types.split(","))
     try:
+        share = tuple(float(x) for x in cfg.synth_event_share.split(","))
+    except ValueError:
+        raise InputError("--synth_event_share", f"expected two numbers low,high, got {cfg.synth_event_share!r}") from None
+    try:
         return synthetic.SyntheticSpec(seed=cfg.synth_seed, n_train_videos=cfg.synth_train_videos,
                                        n_test_videos=cfg.synth_test_videos, feature_size=cfg.feature_size,
                                        n_crops=cfg.synth_crops, length_scale=cfg.synth_length_scale,
-                                       anomalous_fraction=cfg.synth_anomalous_fraction, anomaly_types=types)
+                                       anomalous_fraction=cfg.synth_anomalous_fraction, anomaly_types=types,
+                                       max_length=cfg.synth_max_length, event_share=share)
     except InputError as e:
         raise InputError("synthetic dataset", str(e)) from None
 

@@ -44,14 +44,22 @@ FILES: dict[str, str] = {
 MANIFEST = "synthetic.json"
 GENERATOR_VERSION = 3
 LENGTHS_PATH = Path(__file__).with_name("ucf_train_lengths.npy")
-ANOMALY_TYPES = ("appearance", "motion", "energy", "scene_mix", "burst")
+ANOMALY_TYPES = ("appearance", "motion", "energy", "scene_mix", "burst")  # the default mix
+# Two mechanisms that UCF-Crime-like variants use alone, where the C2FPL classifier is weak: ``surge`` adds
+# energy (the whole feature grows, its direction barely moves); ``drift`` moves the feature off the normal
+# manifold at the same norm (each crop's L2 norm is kept snippet by snippet), which no norm can see.
+EXTRA_TYPES = ("surge", "drift")
+KNOWN_TYPES = ANOMALY_TYPES + EXTRA_TYPES
+EVENT_SHARE = (0.10, 0.45)  # default share of a video's frames that its events cover
 
 N_FACTORS = 32        # normal dynamics subspace
 N_SCENE = 16          # scene subspace
 N_RARE = 8            # rare but normal activity (camera pans, crowds): not anomalous
 N_ANOMALY = 8         # directions that only anomalies use
 SIGNATURE = {  # rotation angle (rad) towards the anomalous mean, per type
-    "appearance": 0.6, "motion": 0.5, "energy": 0.5, "scene_mix": 0.45, "burst": 0.4}
+    "appearance": 0.6, "motion": 0.5, "energy": 0.5, "scene_mix": 0.45, "burst": 0.4, "surge": 0.15, "drift": 0.3}
+SURGE_GAIN = (1.25, 1.7)   # surge: the features' scale inside the event
+DRIFT_LEVEL = (0.5, 0.8)   # drift: the shift along anomaly-only directions, before the norm is restored
 SIGNATURE_JITTER = 0.2  # per-snippet relative change of the rotation angle
 AR_RHO = 0.95         # temporal smoothness of normal dynamics
 MEAN_OFFSET = 0.15    # with MEAN_STD sets the fraction of zeros after ReLU (about 40 %)
@@ -85,10 +93,13 @@ class SyntheticSpec:
     max_length: int = 160
     anomalous_fraction: float = 0.5
     anomaly_types: tuple[str, ...] = ANOMALY_TYPES  # the types the anomalous videos take in turn
+    event_share: tuple[float, float] = EVENT_SHARE  # events cover this share of an anomalous video's frames
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anomaly_types", tuple(self.anomaly_types))  # a list from a manifest
-        unknown = sorted(set(self.anomaly_types) - set(ANOMALY_TYPES))
+        object.__setattr__(self, "event_share", tuple(float(x) for x in self.event_share))
+        unknown = sorted(set(self.anomaly_types) - set(KNOWN_TYPES))
+        lo, hi = self.event_share if len(self.event_share) == 2 else (0.0, 0.0)
         checks = [
             ("seed", self.seed >= 0, "must be >= 0"),
             ("n_train_videos", self.n_train_videos >= 1, "must be >= 1"),
@@ -101,7 +112,8 @@ class SyntheticSpec:
             ("max_length", self.max_length >= self.min_length, "must be >= min_length"),
             ("anomalous_fraction", 0 < self.anomalous_fraction < 1, "must be in (0, 1)"),
             ("anomaly_types", not unknown and len(set(self.anomaly_types)) == len(self.anomaly_types) > 0,
-             f"must be distinct names out of {', '.join(ANOMALY_TYPES)}"),
+             f"must be distinct names out of {', '.join(KNOWN_TYPES)}"),
+            ("event_share", 0 < lo <= hi < 1, "must be two fractions 0 < low <= high < 1"),
         ]
         for name, ok, problem in checks:
             if not ok:
@@ -110,13 +122,20 @@ class SyntheticSpec:
     @property
     def name(self) -> str:
         """A folder name for this spec, e.g. ``256d-10crop-280+140videos-seed0-x0.1``, with
-        ``-anomalous0.2`` and ``-motion+burst`` when the fraction and the types are not the defaults."""
+        ``-max400``, ``-anomalous0.2``, ``-motion+burst`` and ``-events0.03-0.1`` when the longest video, the
+        fraction, the types and the events' share are not the defaults."""
         name = (f"{self.feature_size}d-{self.n_crops}crop-{self.n_train_videos}+{self.n_test_videos}videos-"
                 f"seed{self.seed}-x{self.length_scale:g}")
+        if self.max_length != SyntheticSpec.max_length:
+            name += f"-max{self.max_length}"
+        if self.min_length != SyntheticSpec.min_length:
+            name += f"-min{self.min_length}"
         if self.anomalous_fraction != 0.5:
             name += f"-anomalous{self.anomalous_fraction:g}"
         if self.anomaly_types != ANOMALY_TYPES:
             name += "-" + "+".join(self.anomaly_types)
+        if self.event_share != EVENT_SHARE:
+            name += f"-events{self.event_share[0]:g}-{self.event_share[1]:g}"
         return name
 
 
@@ -165,10 +184,10 @@ def _world(spec: SyntheticSpec) -> _World:
     )
 
 
-def _events(rng: np.random.Generator, length: int) -> tuple[tuple[int, int], ...]:
-    """One or two frame spans, >= 16 frames each, covering 10-45 % of 16 * length frames."""
+def _events(rng: np.random.Generator, length: int, share: tuple[float, float]) -> tuple[tuple[int, int], ...]:
+    """One or two frame spans, >= 16 frames each, covering ``share`` (low, high) of 16 * length frames."""
     frames = FRAMES_PER_SNIPPET * length
-    lo, hi = int(np.ceil(0.10 * frames)), int(np.floor(0.45 * frames))
+    lo, hi = int(np.ceil(share[0] * frames)), max(int(np.floor(share[1] * frames)), FRAMES_PER_SNIPPET)
     total = int(rng.integers(max(lo, FRAMES_PER_SNIPPET), hi + 1))
     if total >= 2 * FRAMES_PER_SNIPPET and rng.random() < 0.4:
         first = int(rng.integers(FRAMES_PER_SNIPPET, total - FRAMES_PER_SNIPPET + 1))
@@ -205,12 +224,12 @@ def _plan(spec: SyntheticSpec) -> tuple[list[_Video], list[_Video]]:
         raw = rng.choice(lengths, size=n_videos)
         sizes = np.clip(np.rint(raw * spec.length_scale), spec.min_length, spec.max_length)
         n_anomalous = min(max(int(round(spec.anomalous_fraction * n_videos)), 1), n_videos - 1)
-        types = np.array([ANOMALY_TYPES.index(t) for t in spec.anomaly_types])
+        types = np.array([KNOWN_TYPES.index(t) for t in spec.anomaly_types])
         kinds = types[rng.permutation(np.arange(n_anomalous) % len(types))]
         videos = []
         for i, t in enumerate(sizes.astype(int)):
             if i < n_anomalous:
-                videos.append(_Video(int(t), _events(rng, int(t)), int(kinds[i])))
+                videos.append(_Video(int(t), _events(rng, int(t), spec.event_share), int(kinds[i])))
             else:
                 videos.append(_Video(int(t), (), -1))
         return videos
@@ -234,7 +253,7 @@ def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generat
     t_len, d = video.length, world.mean.shape[0]
     mask = _snippet_mask(video)
     n_anom = int(mask.sum())
-    kind = ANOMALY_TYPES[video.kind] if video.kind >= 0 else None
+    kind = KNOWN_TYPES[video.kind] if video.kind >= 0 else None
     energy = np.sqrt(rng.uniform(*ENERGY_RANGE))
     scene = world.scenes @ (SCENE_STD * rng.standard_normal(N_SCENE) / np.sqrt(N_SCENE))
     crop_offset = CROP_OFFSET_STD * rng.standard_normal((n_crops, d))
@@ -266,6 +285,7 @@ def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generat
     log_activity[rare_span] += rng.uniform(*RARE_JUMP)
     if n_anom:
         jump = -rng.uniform(*DROP_JUMP) if kind == "appearance" else rng.uniform(*EVENT_JUMP)
+        jump = 0.0 if kind == "drift" else jump  # drift keeps the norm
         log_activity[mask] += jump + EVENT_JITTER * rng.standard_normal(n_anom)
     scale = np.exp(log_activity)
     if kind == "appearance":
@@ -282,13 +302,23 @@ def _features(world: _World, video: _Video, n_crops: int, rng: np.random.Generat
     elif kind == "burst":
         channels = world.bursts[rng.integers(len(world.bursts))]
         shift = (rng.random((n_anom, d)) < 0.6) * np.abs(rng.normal(1.1, 0.4, size=(n_anom, d))) * channels
+    elif kind == "surge":
+        scale[mask] *= rng.uniform(*SURGE_GAIN) * np.exp(0.1 * rng.standard_normal(n_anom))
+    elif kind == "drift":
+        dirs = world.anomaly[:, rng.choice(N_ANOMALY, size=3, replace=False)]
+        level = rng.uniform(*DRIFT_LEVEL) * (1.0 + 0.3 * rng.standard_normal((n_anom, 3)))
+        shift = level @ dirs.T / np.sqrt(3)
 
     h = rng.standard_normal((t_len, n_crops, d), dtype=np.float32)
     h *= CROP_NOISE_STD
     h += snippet[:, None, :].astype(np.float32)
     h += crop_offset[None].astype(np.float32)
+    if kind == "drift":  # the same norm as without the shift, crop by crop
+        plain = np.linalg.norm(np.maximum(h[mask], 0.0), axis=-1, keepdims=True)
     h[mask] += (shift[:, None, :] * visibility[None, :, None]).astype(np.float32)
     np.maximum(h, 0.0, out=h)
+    if kind == "drift":
+        h[mask] *= plain / np.maximum(np.linalg.norm(h[mask], axis=-1, keepdims=True), 1e-6)
     h *= scale[:, None, None].astype(np.float32)
     return h
 
@@ -343,8 +373,8 @@ def generate(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
         "files": dict(FILES),
         "train_snippets": int(sum(v.length for v in train)),
         "test_snippets": int(sum(v.length for v in test)),
-        "train_anomaly_types": [ANOMALY_TYPES[v.kind] if v.kind >= 0 else None for v in train],
-        "test_anomaly_types": [ANOMALY_TYPES[v.kind] if v.kind >= 0 else None for v in test],
+        "train_anomaly_types": [KNOWN_TYPES[v.kind] if v.kind >= 0 else None for v in train],
+        "test_anomaly_types": [KNOWN_TYPES[v.kind] if v.kind >= 0 else None for v in test],
     })
     return paths
 

@@ -172,14 +172,16 @@ class FRDUVAD(nn.Module):
         return given
 
     @torch.no_grad()
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: torch.Tensor, fusion: float | None = None) -> torch.Tensor:
         """Test-time scores ``(N, C, D)`` → ``(N,)``: scorer without dropout (whatever the mode), mean over crops;
-        with ``score_fusion`` w > 0, ``(1 − w)·scorer + w·C2FPL classifier``."""
+        with a fusion weight w > 0 (``fusion``, else ``score_fusion``), ``(1 − w)·scorer + w·C2FPL classifier``."""
+        w = self.config.score_fusion if fusion is None else fusion
+        if w == 1:  # the C2FPL classifier's scores alone
+            return self.scorer_c2fpl(x).squeeze(-1)
         was_training = self.scorer.training
         self.scorer.eval()
         try:
             scores = self.scorer(x).squeeze(-1)
         finally:
             self.scorer.train(was_training)
-        w = self.config.score_fusion
         return (1 - w) * scores + w * self.scorer_c2fpl(x).squeeze(-1) if w else scores

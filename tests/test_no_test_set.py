@@ -13,6 +13,7 @@ import main
 import run_test
 import train as trainer
 from model.scorer import C2FPLClassifier
+from scoring import score_snippets
 from utils.checkpoint import load_state_dict_file, read_settings
 from utils.errors import InputError
 
@@ -59,8 +60,11 @@ def own(tmp_path_factory):
             "c2fpl": str(root / "c2fpl")}
 
 
-def no_scoring(*args, **kwargs):
-    raise AssertionError("a test set was scored")
+def no_scoring(score, source, rows=None, **kwargs):
+    """Refuses every scoring but the improved recipe's check of the Scorer on a sample of the training snippets."""
+    if rows is None or source.n_snippets != N:
+        raise AssertionError("a test set was scored")
+    return score_snippets(score, source, rows, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +97,21 @@ def aux_count(own) -> int:
     return int(labels[rows].sum())
 
 
+def scorer_by_hand(out, own) -> np.ndarray:
+    """last.pkl's Scorer on every training snippet, crop-averaged: (N,)."""
+    model = run_test.load_model(str(out / "last.pkl"), torch.device("cpu"))
+    with torch.no_grad():
+        return model.scorer.eval()(torch.from_numpy(concatenated(own["folder"], len(LENGTHS)))).squeeze(-1).numpy()
+
+
+def selected_flagged(out, own) -> float:
+    return float(np.mean(scorer_by_hand(out, own) >= 0.5))
+
+
+def selected_spread(out, own) -> float:
+    return float(np.std(scorer_by_hand(out, own)))
+
+
 def test_training_without_a_test_set(own, no_test):
     out, records, printed = no_test
     assert {p.name for p in out.iterdir()} == {"config.yaml", "last.pkl", "last.yaml", "selected.pkl", "selected.yaml",
@@ -109,14 +128,17 @@ def test_training_without_a_test_set(own, no_test):
         assert r["Ldi"] == 0 and r["bank_size"] == 0 and r["Lre"] > 0 and r["Ls"] >= 0
         assert r["loss"] == pytest.approx(r["Lre"] + r["Ldi"] + r["Ls"], rel=1e-5)  # --Lambda 1_1_1
     # The files decide the feature size (configs/custom.yaml says 2048); the extraction record lies beside.
-    assert read_settings(out / "selected.pkl") == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2,
-                                                   "score_fusion": 0.25, "extraction": SETTINGS}
+    selected = read_settings(out / "selected.pkl")
+    assert selected.pop("fallback") == {"snippets": N, "flagged": pytest.approx(selected_flagged(out, own), abs=1e-6),
+                                        "spread": pytest.approx(selected_spread(out, own), abs=1e-5),
+                                        "learned_nothing": False}
+    assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "extraction": SETTINGS}
     assert read_settings(f"{own['c2fpl']}/UCFfinal.pkl")["extraction"] == SETTINGS
     assert "no test set given: nothing was evaluated, so no AUC is reported" in printed
     assert "baselines (feature norm, C2FPL classifier alone) skipped: they need a test set" in printed
     assert f"the checkpoint to use: {out / 'selected.pkl'}" in printed
     model = run_test.load_model(str(out / "selected.pkl"), torch.device("cpu"))
-    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, 0.25)
+    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, 0.0)
     assert model.score(torch.zeros(3, 2, 256)).shape == (3,)
 
 

@@ -1,5 +1,6 @@
-"""``--recipe improved``: selected.pkl chosen with no test label (the scorer's moving average, score fusion, train
-mode), its settings, resume, and run_test.py --run_dir; the release recipe writes no selected.pkl."""
+"""``--recipe improved``: selected.pkl chosen with no test label (last.pkl's weights, the C2FPL fallback when the
+Scorer learned nothing; the scorer's moving average and score fusion when asked for), its settings, resume, and
+run_test.py --run_dir; the release recipe writes no selected.pkl."""
 import contextlib
 import io
 import json
@@ -15,6 +16,7 @@ import main
 import run_test
 import train as trainer
 from dataset import synthetic
+from dataset.features import open_features
 from dataset.prepare import synthetic_spec
 from model.frd import FRDUVAD, ModelConfig
 from model.scorer import Scorer
@@ -25,7 +27,8 @@ from utils.config import parse_config
 from utils.errors import InputError
 
 # 11 iterations (one epoch), evaluations at 3, 6, 9, 11; the average starts after iteration int(0.5 · 11) = 5.
-RUN = [*TINY, "--aux", "c2fpl", "--max_epoch", "1", "--recipe", "improved"]
+IMPROVED = [*TINY, "--aux", "c2fpl", "--max_epoch", "1", "--recipe", "improved"]
+RUN = [*IMPROVED, "--ema_decay", "0.995", "--ema_start", "0.5", "--score_fusion", "0.25"]
 ITERATIONS, START, DECAY = 11, 5, 0.995
 RELEASE_SETTINGS = {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2}
 
@@ -36,11 +39,12 @@ def data_flags(files: dict, gt) -> list[str]:
     return [*(x for key in keys for x in (f"--{key}", str(files[key]))), "--test_gt", str(gt)]
 
 
-def train(out, data: list[str], c2fpl_dir, *extra: str) -> tuple[list[dict], str]:
-    """main.py into ``out``: its metrics.jsonl records and what it printed."""
+def train(out, data: list[str], c2fpl_dir, *extra: str, run: list[str] = RUN) -> tuple[list[dict], str]:
+    """main.py with ``run`` (the recipe with its average and fusion) into ``out``: its metrics.jsonl records and what
+    it printed."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main.main([*RUN, *data, "--output_dir", str(out), "--c2fpl_dir", str(c2fpl_dir), *extra])
+        main.main([*run, *data, "--output_dir", str(out), "--c2fpl_dir", str(c2fpl_dir), *extra])
     return records(out), printed.getvalue()
 
 
@@ -68,7 +72,7 @@ def runs(tmp_path_factory):
         patch.setattr(trainer.Trainer, "step", step)
         true_records, printed = train(root / "true", true, root / "c2fpl_true")
     shuffled_records, _ = train(root / "shuffled", data_flags(files, shuffled), root / "c2fpl_shuffled")
-    return {"root": root, "data": true, "true": (root / "true", true_records, printed),
+    return {"root": root, "data": true, "files": files, "true": (root / "true", true_records, printed),
             "shuffled": (root / "shuffled", shuffled_records), "steps": steps}
 
 
@@ -81,9 +85,14 @@ def test_no_test_label_reaches_the_improved_recipes_choice(runs):
     assert [r["auc_all"] for r in true_records] != [r["auc_all"] for r in shuffled_records]  # the labels differ
     for name in ("selected.pkl", "selected.yaml", "last.pkl", "last.yaml"):
         assert (true / name).read_bytes() == (shuffled / name).read_bytes(), name
-    assert read_settings(true / "selected.pkl") == {**RELEASE_SETTINGS, "score_fusion": 0.25}
+    selected = read_settings(true / "selected.pkl")
+    check = selected.pop("fallback")
+    assert selected == {**RELEASE_SETTINGS, "score_fusion": 1.0 if check["learned_nothing"] else 0.25}
+    train_snippets = open_features(runs["files"]["train_features"], runs["files"]["train_ranges"]).n_snippets
+    assert check["snippets"] == train_snippets and check["learned_nothing"] == (check["flagged"] == 0)
     saved = parse_config(["--config", str(true / "config.yaml")])
-    assert (saved.recipe, saved.ema_decay, saved.ema_start, saved.keep_train_mode) == ("improved", 0.995, 0.5, False)
+    assert (saved.recipe, saved.ema_decay, saved.ema_start, saved.keep_train_mode, saved.aux_fallback) == (
+        "improved", 0.995, 0.5, False, True)
 
 
 OPENED: list[str] | None = None  # the paths opened while a test records them (the audit hook below)
@@ -213,14 +222,17 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
     assert (release.recipe, release.ema_decay, release.keep_train_mode, release.score_fusion) == (
         "release", 0.0, False, 0.0)
     improved = parse_config(["--recipe", "improved"])
-    assert (improved.ema_decay, improved.ema_start, improved.keep_train_mode, improved.score_fusion) == (
-        0.995, 0.5, False, 0.25)
-    assert parse_config(["--recipe", "improved", "--aux", "none"]).score_fusion == 0.0
+    assert (improved.ema_decay, improved.keep_train_mode, improved.score_fusion, improved.aux_fallback) == (
+        0.0, False, 0.0, True)
+    assert parse_config(["--recipe", "improved", "--aux", "none"]).aux_fallback is False
     user = tmp_path / "mine.yaml"
     user.write_text("recipe: improved\nema_decay: 0.9\n")
-    mine = parse_config(["--config", str(user), "--keep_train_mode", "True"])
-    assert (mine.ema_decay, mine.keep_train_mode, mine.score_fusion) == (0.9, True, 0.25)
+    mine = parse_config(["--config", str(user), "--keep_train_mode", "True", "--aux_fallback", "False"])
+    assert (mine.ema_decay, mine.keep_train_mode, mine.aux_fallback) == (0.9, True, False)
     for argv, needle in ((["--ema_decay", "0.9"], "--ema_decay: the average goes into selected.pkl"),
+                         (["--aux_fallback", "True"], "--aux_fallback: .* only --recipe improved writes"),
+                         (["--recipe", "improved", "--aux", "none", "--aux_fallback", "True"],
+                          "--aux_fallback: .* needs --aux c2fpl"),
                          (["--recipe", "improved", "--ema_decay", "1"], r"--ema_decay: must be in \[0, 1\)"),
                          (["--aux", "none", "--score_fusion", "0.5"], "--score_fusion: .* needs --aux c2fpl"),
                          (["--score_fusion", "1.5"], r"--score_fusion: must be in \[0, 1\]")):
@@ -231,7 +243,8 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
 def test_release_recipe_writes_no_selected_checkpoint(runs, capsys):
     root = runs["root"]
     out = root / "release"
-    history, printed = train(out, runs["data"], root / "c2fpl_true", "--recipe", "release", "--max_iters", "3")
+    history, printed = train(out, runs["data"], root / "c2fpl_true", "--recipe", "release", "--max_iters", "3",
+                             run=IMPROVED)
     names = {p.name for p in out.iterdir()}
     assert "selected.pkl" not in names and "selected.yaml" not in names
     assert read_settings(out / "last.pkl") == RELEASE_SETTINGS
@@ -275,3 +288,46 @@ def test_interrupted_improved_run_resumes_like_the_uninterrupted_one(runs, monke
         resumed, uninterrupted = load(out / name), load(reference / name)
         assert resumed.keys() == uninterrupted.keys()
         assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), name
+
+
+def test_improved_defaults_train_like_release_and_select_last(runs):
+    """The improved recipe's defaults change no step of training: its last.pkl is the release recipe's, byte for
+    byte, and selected.pkl holds last.pkl's weights, scored by the C2FPL classifier alone (``score_fusion`` 1)
+    exactly when the Scorer flags no training snippet (three steps in, it flags none)."""
+    root = runs["root"]
+    release, improved = root / "release_3", root / "improved_3"
+    train(release, runs["data"], root / "c2fpl_true", "--recipe", "release", "--max_iters", "3", run=IMPROVED)
+    train(improved, runs["data"], root / "c2fpl_true", "--max_iters", "3", run=IMPROVED)
+    assert (improved / "last.pkl").read_bytes() == (release / "last.pkl").read_bytes()
+    selected, last = load(improved / "selected.pkl"), load(improved / "last.pkl")
+    assert selected.keys() == last.keys() and all(torch.equal(selected[k], last[k]) for k in last)
+    settings = read_settings(improved / "selected.pkl")
+    assert settings["fallback"]["flagged"] == 0 and settings["fallback"]["learned_nothing"] is True
+    assert settings["score_fusion"] == 1.0
+    trained, fallback = (run_test.load_model(str(improved / name), torch.device("cpu")) for name in
+                         ("last.pkl", "selected.pkl"))
+    x = torch.randn(6, 2, 256)
+    torch.testing.assert_close(fallback.score(x), trained.scorer_c2fpl(x).squeeze(-1))
+
+
+@pytest.mark.parametrize("bias, flagged", [(-100.0, 0.0), (100.0, 1.0)])
+def test_scorer_check_sees_a_scorer_that_flags_nothing(runs, bias, flagged):
+    """A Scorer whose output bias drowns its input flags no training snippet (learned nothing) or every one."""
+    torch.manual_seed(0)
+    model = FRDUVAD(ModelConfig(256, 4, 2, aux="c2fpl")).train()
+    with torch.no_grad():
+        model.scorer.classifier.bias.fill_(bias)
+    source = open_features(runs["files"]["train_features"], runs["files"]["train_ranges"])
+    check = trainer.scorer_check(model, source, torch.device("cpu"), "off", seed=0)
+    assert check == {"snippets": source.n_snippets, "flagged": flagged, "spread": 0.0,
+                     "learned_nothing": flagged == 0.0}
+    assert model.training  # the check leaves the mode as it found it
+
+
+def test_fusion_weight_one_scores_with_the_c2fpl_classifier_alone():
+    torch.manual_seed(2)
+    model = FRDUVAD(ModelConfig(256, 4, 0, aux="none", score_fusion=1.0)).eval()
+    x = torch.randn(5, 3, 256)
+    c2fpl = mlp(x, [model.scorer_c2fpl.fc1, model.scorer_c2fpl.fc2, model.scorer_c2fpl.fc3])
+    torch.testing.assert_close(model.score(x), c2fpl)
+    torch.testing.assert_close(model.score(x, fusion=0.0), model.scorer(x).squeeze(-1))

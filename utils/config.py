@@ -28,7 +28,7 @@ DATASET_ALIASES = {"ucf": "ucfcrime", "ucf-crime": "ucfcrime", "ucf_crime": "ucf
 SELECT_METRICS = {"auc": ("auc_all", "AUC"), "ap": ("ap", "AP")}
 # --recipe: the settings each recipe changes from the built-in and configs/<dataset>.yaml defaults.
 RECIPES = {"release": {},
-           "improved": {"ema_decay": 0.995, "ema_start": 0.5, "keep_train_mode": False, "score_fusion": 0.25}}
+           "improved": {"keep_train_mode": False, "aux_fallback": True}}
 COMMANDS = ("train", "test")  # main.py, run_test.py
 # Help groups in the order --help lists them: (title, description, shown by run_test.py).
 GROUPS = {
@@ -44,8 +44,8 @@ GROUPS = {
                          "is chosen with no test label, and the recipe brings its own defaults, which replace "
                          "configs/NAME.yaml's (--config and flags still override them): "
                          + ", ".join(f"--{k} {v}" for k, v in RECIPES["improved"].items())
-                         + " (--score_fusion only with --aux c2fpl; chosen on synthetic variants kept apart from "
-                           "those it is reported on; README).", False),
+                         + " (--aux_fallback only with --aux c2fpl; chosen on synthetic variants kept apart from "
+                           "those it is reported on; docs/results.md).", False),
     "evaluation": ("evaluation", None, True),
     "performance": ("performance", None, True),
 }
@@ -138,7 +138,13 @@ class Config:
         metavar="X")
     synth_anomaly_types: str = setting(
         "all", "Anomaly types of the synthetic dataset, comma separated out of appearance, motion, energy, "
-               "scene_mix, burst; all for the five.", "synthetic", metavar="NAMES")
+               "scene_mix, burst (all: these five), surge (extra energy) and drift (off the normal features at "
+               "the same norm).", "synthetic", metavar="NAMES")
+    synth_max_length: int = setting(160, "Longest video of the synthetic dataset, in snippets (longer ones are cut).",
+                                    "synthetic", metavar="N")
+    synth_event_share: str = setting(
+        "0.1,0.45", "Share of an anomalous synthetic video's frames its events cover: low,high.", "synthetic",
+        metavar="LO,HI")
     # The model (the release's flags).
     Vitblock_num: int = setting(
         8, "Transformer blocks of the reconstructor, 0 for the plain autoencoder (cross_clip 4: 0, 1, 2, 4, 6 "
@@ -226,8 +232,13 @@ class Config:
     # The recipe: how the checkpoint to use is chosen.
     recipe: str = setting(
         "release", "How the checkpoint to use is chosen: release keeps best_ckpt_*.pkl, chosen with the test labels; "
-                   "improved also writes selected.pkl beside last.pkl, chosen with no test label (the scorer's "
-                   "averaged weights), and sets its own defaults (see above).", "recipe", choices=tuple(RECIPES))
+                   "improved also writes selected.pkl beside last.pkl, chosen with no test label (last.pkl, or the "
+                   "C2FPL classifier where the Scorer learned nothing), and sets its own defaults (see above).",
+        "recipe", choices=tuple(RECIPES))
+    aux_fallback: bool = setting(
+        False, "Score selected.pkl with the C2FPL classifier alone when the Scorer learned nothing: it flags none of "
+               "a seeded sample of training snippets (score >= 0.5); a label-free check, recorded in selected.yaml "
+               "(the improved recipe only, with --aux c2fpl).", "recipe")
     ema_decay: float = setting(
         0.0, "The scorer's average in selected.pkl: after --ema_start, each step average = decay * average + (1 - "
              "decay) * weights, the first step's weights taken as they are; 0 averages nothing (the improved recipe "
@@ -516,6 +527,7 @@ def recipe_defaults(recipe: str, aux: str) -> dict[str, Any]:
     values = dict(RECIPES[recipe])
     if aux != "c2fpl":
         values.pop("score_fusion", None)
+        values.pop("aux_fallback", None)
     return values
 
 
@@ -620,6 +632,10 @@ def validate(cfg: Config) -> None:
     for name in ("ema_start", "score_fusion"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise InputError(f"--{name}", f"must be in [0, 1], got {getattr(cfg, name)}")
+    if cfg.aux_fallback and cfg.recipe != "improved":
+        raise InputError("--aux_fallback", "the fallback is selected.pkl's, which only --recipe improved writes")
+    if cfg.aux_fallback and cfg.aux != "c2fpl":
+        raise InputError("--aux_fallback", f"falls back to the C2FPL classifier: needs --aux c2fpl, not {cfg.aux}")
     if cfg.score_fusion and cfg.aux != "c2fpl":
         raise InputError("--score_fusion", f"fuses with the C2FPL classifier's scores: needs --aux c2fpl, not "
                                            f"{cfg.aux}")
