@@ -132,13 +132,14 @@ def test_training_without_a_test_set(own, no_test):
     assert selected.pop("fallback") == {"snippets": N, "flagged": pytest.approx(selected_flagged(out, own), abs=1e-6),
                                         "spread": pytest.approx(selected_spread(out, own), abs=1e-5),
                                         "learned_nothing": False}
-    assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "extraction": SETTINGS}
+    assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "score_fusion": 0.25,
+                        "extraction": SETTINGS}
     assert read_settings(f"{own['c2fpl']}/UCFfinal.pkl")["extraction"] == SETTINGS
     assert "no test set given: nothing was evaluated, so no AUC is reported" in printed
     assert "baselines (feature norm, C2FPL classifier alone) skipped: they need a test set" in printed
     assert f"the checkpoint to use: {out / 'selected.pkl'}" in printed
     model = run_test.load_model(str(out / "selected.pkl"), torch.device("cpu"))
-    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, 0.0)
+    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, 0.25)
     assert model.score(torch.zeros(3, 2, 256)).shape == (3,)
 
 

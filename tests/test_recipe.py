@@ -223,12 +223,13 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
         "release", 0.0, False, 0.0)
     improved = parse_config(["--recipe", "improved"])
     assert (improved.ema_decay, improved.keep_train_mode, improved.score_fusion, improved.aux_fallback) == (
-        0.0, False, 0.0, True)
-    assert parse_config(["--recipe", "improved", "--aux", "none"]).aux_fallback is False
+        0.0, False, 0.25, True)
+    without = parse_config(["--recipe", "improved", "--aux", "none"])
+    assert (without.aux_fallback, without.score_fusion) == (False, 0.0)
     user = tmp_path / "mine.yaml"
     user.write_text("recipe: improved\nema_decay: 0.9\n")
     mine = parse_config(["--config", str(user), "--keep_train_mode", "True", "--aux_fallback", "False"])
-    assert (mine.ema_decay, mine.keep_train_mode, mine.aux_fallback) == (0.9, True, False)
+    assert (mine.ema_decay, mine.keep_train_mode, mine.aux_fallback, mine.score_fusion) == (0.9, True, False, 0.25)
     for argv, needle in ((["--ema_decay", "0.9"], "--ema_decay: the average goes into selected.pkl"),
                          (["--aux_fallback", "True"], "--aux_fallback: .* only --recipe improved writes"),
                          (["--recipe", "improved", "--aux", "none", "--aux_fallback", "True"],
@@ -292,8 +293,8 @@ def test_interrupted_improved_run_resumes_like_the_uninterrupted_one(runs, monke
 
 def test_improved_defaults_train_like_release_and_select_last(runs):
     """The improved recipe's defaults change no step of training: its last.pkl is the release recipe's, byte for
-    byte, and selected.pkl holds last.pkl's weights, scored by the C2FPL classifier alone (``score_fusion`` 1)
-    exactly when the Scorer flags no training snippet (three steps in, it flags none)."""
+    byte, and selected.pkl holds last.pkl's weights, scored by the C2FPL classifier alone (``score_fusion`` 1, in
+    place of the recipe's 0.25) exactly when the Scorer flags no training snippet (three steps in, it flags none)."""
     root = runs["root"]
     release, improved = root / "release_3", root / "improved_3"
     train(release, runs["data"], root / "c2fpl_true", "--recipe", "release", "--max_iters", "3", run=IMPROVED)
