@@ -42,11 +42,11 @@ VARIANTS = {  # name: (group, main.py flags on top of BASE)
     "seed12-appearance+scene_mix-d512": ("report", ["--synth_seed", "12", "--synth_anomaly_types",
                                                     "appearance,scene_mix", "--feature_size", "512"]),
 }
-# Built like UCF-Crime, where the C2FPL classifier is weak: 512-d or 2048-d, 10 crops, 120 + 60 videos with UCF-Crime's
-# training lengths scaled by 0.25 (up to 400 snippets), half of them anomalous, one anomaly mechanism or two (surge:
+# Built like UCF-Crime, where the C2FPL classifier is weak: 512-d or 2048-d, 10 crops, 60 + 30 videos with UCF-Crime's
+# training lengths scaled by 0.25 (up to 300 snippets), half of them anomalous, one anomaly mechanism or two (surge:
 # extra energy; drift: off the normal features at the same norm) with short, mixed or long events; trained with the
 # paper's UCF-Crime flags (configs/ucfcrime.yaml's model, every 5 iterations an evaluation).
-UCF_LIKE = ["--synth_train_videos", "120", "--synth_test_videos", "60", "--synth_max_length", "400",
+UCF_LIKE = ["--synth_train_videos", "60", "--synth_test_videos", "30", "--synth_max_length", "300",
             "--synth_length_scale", "0.25", "--cross_clip", "4", "--Vitblock_num", "8", "--max_seqlen", "320",
             "--max_epoch", "5", "--snapshot", "5", "--lab", "False"]
 VARIANTS.update({
