@@ -21,6 +21,7 @@ from dataset.ground_truth import TestSet
 from dataset.prepare import (check_train_given, extraction_settings, has_test_set, open_test, open_train, prepare,
                              synthetic_spec)
 from model.frd import FRDUVAD, ModelConfig
+from report import write_training_report
 from scoring import score_snippets, score_test_set, test_metrics
 from train import (RESUME_FILE, SELECTED_FILE, Interrupted, Trainer, TrainingError, check_output_dir,
                    default_output_dir, seed_everything)
@@ -178,6 +179,9 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
     elif info.is_main:
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
+    if info.is_main and cfg.report:
+        write_training_report(out_dir / "report.html", progress.history, cfg.to_dict(),
+                              SELECT_METRICS[cfg.select_metric][0])
     if info.is_main and cfg.dataset_name == "video_demo":
         ckpt = out_dir / checkpoint_to_use(cfg)
         print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {ckpt} "
