@@ -67,3 +67,33 @@ def screenshot(page: str | Path, png: str | Path, width: int = 1280, height: int
     if not png.is_file():
         raise BrowserError(f"{page}: no screenshot written (exit {done.returncode}): {done.stderr[-500:]}")
     return png
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m report.browser check PAGE`` (its self-test, one line) or ``screenshot PAGE PNG [--open N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Open a report.html in headless Chromium.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="run the page's self-test").add_argument("page")
+    shot = sub.add_parser("screenshot", help="a PNG of the page")
+    shot.add_argument("page")
+    shot.add_argument("png")
+    shot.add_argument("--open", type=int, default=0, metavar="N", help="open the first N rows first")
+    shot.add_argument("--size", default="1280x1400", metavar="WxH")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        result = check(args.page)
+        problems = result["errors"] + result["console"]
+        images = result["images"]
+        print(f"{args.page}: {result['rows']} rows, sorted by {len(result['sorts'])} columns, {result['charts']} "
+              f"charts, {images['loaded']}/{images['total']} images loaded, {len(problems)} error(s)")
+        for line in problems:
+            print(f"  {line}")
+        raise SystemExit(1 if problems or images["loaded"] != images["total"] else 0)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    print(screenshot(args.page, args.png, width, height, f"open={args.open}" if args.open else ""))
+
+
+if __name__ == "__main__":
+    main()

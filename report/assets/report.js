@@ -208,8 +208,22 @@ function table(columns, rows, opts) {
   }
   for (const tr of trs) { tbody.append(tr); if (observer) observer.observe(tr); else renderLazy(tr); }
   if (opts.sort) sort(opts.sort[0], opts.sort[1]);
+  const count = el("span", {class: "count"});
+  const filter = el("input", {type: "search", placeholder: "filter by name", "aria-label": "filter by name"});
+  filter.addEventListener("input", () => {
+    const needle = filter.value.trim().toLowerCase();
+    let shown = 0;
+    for (const tr of trs) {
+      const hide = needle !== "" && !String(tr.row.key).toLowerCase().includes(needle);
+      tr.hidden = hide;
+      if (tr.detail) tr.detail.hidden = hide;
+      shown += hide ? 0 : 1;
+    }
+    count.textContent = needle ? `${shown} of ${trs.length} shown` : "";
+  });
+  const wrapped = el("div", {}, trs.length > 10 ? el("div", {class: "filter"}, filter, count) : null, node);
   const order = () => [...tbody.querySelectorAll("tr.row")].map((tr) => tr.getAttribute("data-key"));
-  return {node, columns, state, order, ths,
+  return {node: wrapped, columns, state, order, ths,
           renderAll: () => trs.forEach(renderLazy),
           open: (n) => [...tbody.querySelectorAll("tr.row")].slice(0, n).forEach((tr) => { renderLazy(tr); toggle(tr, true); })};
 }
@@ -350,7 +364,7 @@ function videoDetail(v) {
     if (player.readyState >= 1) go(); else player.addEventListener("loadedmetadata", go, {once: true});
   };
   const y = unpack(v.scores), dt = (v.step * fps) / v.fps;
-  const timeline = chart({xmin: 0, xmax: Math.max(v.seconds, 1e-3), ymin: 0, ymax: 1, width: 760, height: 210,
+  const timeline = chart({xmin: 0, xmax: Math.max(v.seconds, 1e-3), ymin: 0, ymax: 1, width: 720, height: 210,
     xlabel: "time (s)", ylabel: "anomaly score", hlines: [{y: rules.threshold}],
     series: [{name: "score", y, x0: 0, dx: dt, steps: true, end: v.seconds}],
     spans: v.events.map((e) => [e.start, e.end, "#d62728", `event ${clock(e.start)} – ${clock(e.end)}, peak ${fmt(e.peak_score, 3)}`]),
