@@ -15,9 +15,9 @@ from report.browser import check, find_chromium
 from report.data import Evaluated, evaluation_data, pack, pooled
 from report.page import render, write_evaluation_report, write_training_report, write_videos_report
 from score_video import VideoReport
+from tests.test_extract import moving_square
 from tests.test_score_video import setup  # noqa: F401  (the fixture: stand-in weights, a checkpoint, two videos)
 from tests.videos import write_video
-from tests.test_extract import moving_square
 from utils.events import Event
 from utils.metrics import frame_metrics
 

@@ -144,8 +144,8 @@ function spark(values, width = 160, height = 28, threshold = null) {
   s.append(svgEl("path", {d: parts.join(""), fill: "none", stroke: COLORS[0], "stroke-width": 1}));
   return s;
 }
-function infoList(pairs) {
-  return el("dl", {class: "info"}, pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
+function infoList(pairs, cls = "info") {
+  return el("dl", {class: cls}, pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .map(([k, v]) => [el("dt", {text: k}), el("dd", {}, v)]));
 }
 
@@ -422,7 +422,7 @@ function trainingPage(main) {
   const iters = h.map((r) => r.iteration), has = (k) => h.some((r) => r[k] !== undefined && r[k] !== null);
   const shown = ["dataset_name", "feature_size", "max_epoch", "max_iters", "max_seqlen", "lr", "aux", "recipe", "lab",
                  "cross_clip", "Vitblock_num", "select_metric", "output_dir"];
-  main.append(infoList(shown.filter((k) => k in s).map((k) => [k, String(s[k])])));
+  main.append(infoList(shown.filter((k) => k in s).map((k) => [k, String(s[k])]), "info wide"));
   main.append(el("details", {class: "settings"}, el("summary", {text: "every setting"}),
                  infoList(Object.entries(s).map(([k, v]) => [k, String(v)]))));
   const cards = el("div", {class: "cards"});
@@ -443,11 +443,11 @@ function trainingPage(main) {
   if (!h.length) return null;
   const xmin = Math.min(...iters), xmax = Math.max(...iters, xmin + 1);
   const lines = (keys, o) => {
-    const present = keys.filter(has);
-    const ys = present.flatMap((k) => h.map((r) => r[k]).filter((v) => v !== null && v !== undefined));
+    const present = keys.filter(has), value = (r, k) => (o.map ? o.map(r, k) : r[k]);
+    const ys = present.flatMap((k) => h.map((r) => value(r, k)).filter((v) => v !== null && v !== undefined));
     let ymin = o.ymin ?? Math.min(...ys), ymax = o.ymax ?? Math.max(...ys);
     if (ymax - ymin < 1e-9) { ymin -= 0.5; ymax += 0.5; }
-    const series = present.map((k, i) => ({name: k, x: iters, y: h.map((r) => (o.map ? o.map(r, k) : r[k])),
+    const series = present.map((k, i) => ({name: k, x: iters, y: h.map((r) => value(r, k)),
                                            color: COLORS[i % COLORS.length]}));
     return box(o.title, chart({xmin, xmax, ymin, ymax, width: 560, height: 240, xlabel: "iteration",
                                ylabel: o.ylabel, series, vlines: o.vlines,
