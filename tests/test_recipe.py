@@ -252,7 +252,8 @@ def test_release_recipe_writes_no_selected_checkpoint(runs, capsys):
     assert "no test label" not in printed
     run_test.main(["--run_dir", str(out)])
     table = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in table[2:]] == [f"best_ckpt_{history[-1]['auc_all']:.4f}.pkl", "last.pkl"]
+    assert table[-1] == f"report -> {out / 'test_report.html'}"
+    assert [line.split()[0] for line in table[2:-1]] == [f"best_ckpt_{history[-1]['auc_all']:.4f}.pkl", "last.pkl"]
 
 
 def test_run_dir_compares_the_runs_checkpoints(runs, tmp_path, capsys):
