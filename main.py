@@ -24,7 +24,7 @@ from model.frd import FRDUVAD, ModelConfig
 from scoring import score_snippets, score_test_set, test_metrics
 from train import (RESUME_FILE, SELECTED_FILE, Interrupted, Trainer, TrainingError, check_output_dir,
                    default_output_dir, seed_everything)
-from utils.checkpoint import load_into, load_state_dict_file
+from utils.checkpoint import load_into, load_state_dict_file, read_settings
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
@@ -71,7 +71,7 @@ def model_config(cfg: Config) -> ModelConfig:
     return ModelConfig(feature_size=cfg.feature_size, cross_clip=cfg.cross_clip, vitblock_num=cfg.Vitblock_num,
                        lab=cfg.lab, lab_type=cfg.lab_type, delta=cfg.delta, lambdas=cfg.lambdas,
                        aux=AUX_MODEL[cfg.aux], checkpoint_blocks=cfg.checkpoint_blocks,
-                       bank_capacity=int(cfg.max_seqlen * cfg.beta), score_fusion=cfg.score_fusion)
+                       bank_capacity=int(cfg.max_seqlen * cfg.beta))
 
 
 def build_model(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device) -> FRDUVAD:
@@ -103,9 +103,10 @@ def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) 
 
 
 def selected_metrics(cfg: Config, test: TestSet, device: torch.device, out_dir: Path) -> dict:
-    """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it."""
-    model = FRDUVAD(model_config(cfg))
+    """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it (with the fusion
+    weight its settings file records)."""
     path = out_dir / SELECTED_FILE
+    model = FRDUVAD(dataclasses.replace(model_config(cfg), score_fusion=float(read_settings(path).get("score_fusion", 0.0))))
     load_into(model, load_state_dict_file(path), kind="full", source=path)
     return score_test_set(model.to(device).eval(), cfg, test, device)[1]
 

@@ -427,10 +427,12 @@ class Trainer:
     def selected_settings(self) -> dict:
         """selected.pkl's settings: last.pkl's, and under ``--aux_fallback`` the Scorer's check (``fallback``), with
         ``score_fusion`` 1 (the C2FPL classifier alone) when the Scorer learned nothing."""
+        fusion = {"score_fusion": self.cfg.score_fusion} if self.cfg.score_fusion else {}
         if not self.cfg.aux_fallback:
-            return self.settings
+            return {**self.settings, **fusion}
         check = scorer_check(self.model, self.train_source, self.device, self.cfg.amp, self.cfg.seed)
-        fusion = {"score_fusion": 1.0} if check["learned_nothing"] else {}
+        if check["learned_nothing"]:
+            fusion = {"score_fusion": 1.0}
         return {**self.settings, **fusion, "fallback": check}
 
     def log(self, record: dict) -> None:
