@@ -67,11 +67,17 @@ def _first_rotation(container: av.container.InputContainer) -> int:
     return 0
 
 
-def upright(array: np.ndarray, rotation: float) -> np.ndarray:
-    """(H, W, 3) frame -> the frame turned ``rotation`` degrees counterclockwise, as players apply the display
-    matrix (multiples of 90 degrees; any other angle is left as is, as most players do)."""
+def quarter_turns(rotation: float) -> int:
+    """The display matrix's rotation (degrees counterclockwise) as quarter turns 0-3, as players apply it; any
+    angle that is not a multiple of 90 degrees is left as is (0), as most players do."""
     turns = round(rotation / 90)
-    return np.rot90(array, turns % 4) if turns * 90 == rotation and turns % 4 else array
+    return turns % 4 if turns * 90 == rotation else 0
+
+
+def upright(array: np.ndarray, rotation: float) -> np.ndarray:
+    """(H, W, 3) frame -> the frame turned as players show it (see :func:`quarter_turns`)."""
+    turns = quarter_turns(rotation)
+    return np.rot90(array, turns) if turns else array
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -81,7 +87,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         stream = container.streams.video[0]
         rate = frame_rate(stream)
         width, height = stream.codec_context.width, stream.codec_context.height
-        quarter_turn = round(_first_rotation(container) / 90) % 2
+        quarter_turn = quarter_turns(_first_rotation(container)) % 2
         return VideoInfo(
             path=os.fspath(path),
             width=height if quarter_turn else width,
@@ -148,7 +154,7 @@ def _shown(slots: Iterator[tuple[av.VideoFrame, int]], report: DecodeReport) -> 
         if times == 0:
             report.unshown += 1
             continue
-        report.rotation = frame.rotation
+        report.rotation = 90 * quarter_turns(frame.rotation)
         array = upright(frame.to_ndarray(format="rgb24"), frame.rotation)
         for k in range(times):
             report.shown, report.repeated = report.shown + 1, report.repeated + (k > 0)

@@ -27,7 +27,7 @@ class DecodeReport:
     unshown: int = 0  # decoded frames no slot showed (two in one slot of the --fps grid)
     damaged: int = 0  # packets the decoder refused, skipped
     truncated: str = ""  # why the stream ended before its stated length, or ""
-    rotation: int = 0  # degrees counterclockwise applied, as players apply the display matrix
+    rotation: int = 0  # degrees counterclockwise the frames were turned (0, 90, 180, 270), as the display matrix says
 
     def warnings(self) -> list[str]:
         """One line per thing a user should know: the frames read are used all the same."""
