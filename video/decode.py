@@ -145,7 +145,8 @@ def read_frames(path: str | os.PathLike, fps: float | None = None, chunk: int = 
             slots = on_grid(timed, Fraction(fps).limit_denominator(1_000_000), timed.end)
         yield from _chunks(_shown(slots, report), chunk)
         if report.decoded == 0:
-            raise VideoError(f"no frames ({timed.stopped})" if timed.stopped else "no frames")
+            why = timed.stopped or (f"{report.damaged} packet(s) refused by the decoder" if report.damaged else "")
+            raise VideoError(f"no frames ({why})" if why else "no frames")
 
 
 def _shown(slots: Iterator[tuple[av.VideoFrame, int]], report: DecodeReport) -> Iterator[np.ndarray]:

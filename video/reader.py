@@ -55,8 +55,8 @@ def stated_seconds(container: av.container.InputContainer) -> float | None:
 class TimedFrames:
     """Iterate for ``(time, frame)``: decoded frames in presentation order, time in seconds since the first frame
     (a frame without a timestamp follows its predecessor by one frame period). Afterwards ``end()`` is when the
-    stream stops being shown, since the first frame, and ``report`` says what happened; nothing raises once open,
-    except when no frame decodes."""
+    stream stops being shown, since the first frame, and ``report`` says what happened: a damaged or cut stream
+    raises nothing, it ends early (``stopped`` says on which error, if any)."""
 
     def __init__(self, container: av.container.InputContainer, report: DecodeReport) -> None:
         self.container, self.stream, self.report = container, container.streams.video[0], report
