@@ -45,6 +45,7 @@ class VideoReport:
     events: list[Event] = field(default_factory=list)
     compute_seconds: float = 0.0  # extraction and scoring, without waiting for frames
     stopped: str = ""  # why it ended early: "interrupted", or a live source's error
+    warnings: list[str] = field(default_factory=list)  # what decoding met: damaged packets, a truncated file
 
     @property
     def seconds(self) -> float:
@@ -62,7 +63,7 @@ class VideoReport:
         return {"video": self.video, "fps": self.fps, "frames": self.frames, "seconds": round(self.seconds, 3),
                 "snippets": len(scores), "max_score": round(float(scores[peak]), 4),
                 "max_score_time": round((peak + 0.5) * SNIPPET / self.fps, 3), "stopped": self.stopped or None,
-                "events": [e.as_dict() for e in self.events]}
+                "warnings": self.warnings, "events": [e.as_dict() for e in self.events]}
 
 
 def resolve_extraction(settings: dict | None, backbone: str | None, preset: str | None, crops: int | None,
@@ -121,6 +122,9 @@ def score_video(extractor: Extractor, score: ScoreFn, video: str, name: str, out
             if not (live and report.snippet_scores):
                 raise
             report.stopped = f"the source stopped: {e}"
+        if live and progress.decode.truncated and not report.stopped:
+            report.stopped = f"the source stopped: {progress.decode.truncated}"
+        report.warnings = [w for w in progress.decode.warnings() if not (live and w == progress.decode.truncated)]
         if not report.snippet_scores:
             raise VideoError(report.stopped or "no snippet to score")
         if not report.stopped:  # frames a preset drops after the last snippet take its score
@@ -187,6 +191,8 @@ def print_report(report: VideoReport) -> None:
     print(f"{report.name}: {s['seconds']:.1f} s, {s['snippets']} snippets, max score {s['max_score']:.3f} at "
           f"{s['max_score_time']:.1f} s, {len(report.events)} event(s)" + (f" ({report.stopped})" if report.stopped
                                                                              else ""))
+    for line in report.warnings:
+        print(f"  warning: {line}")
     for i, event in enumerate(report.events, 1):
         print(f"  {i:>3}  {clock(event.start)} – {clock(event.end)}  ({event.seconds:.1f} s)  "
               f"peak {event.peak_score:.3f} at {clock(event.peak_time)}")

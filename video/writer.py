@@ -62,9 +62,13 @@ def extract_one(extractor: Extractor, video: str, name: str, out_dir: Path, bar_
         return Outcome(video, name, "skipped", str(e))
     except VideoError as e:
         return Outcome(video, name, "failed", str(e))
+    warnings = progress.decode.warnings()
+    for line in warnings:
+        tqdm.write(f"warning: {video}: {line}")
     info = {"video": str(video), "features": f"{name}{SUFFIX}.npy", "frames": progress.frames, "fps": fps or None,
             "snippets": shape[0], "seconds": progress.frames / fps if fps else None, "width": meta.width,
-            "height": meta.height, "settings": settings}
+            "height": meta.height, "decoded_frames": progress.decode.decoded,
+            "repeated_frames": progress.decode.repeated, "warnings": warnings, "settings": settings}
     save_json(record, info)
     return Outcome(video, name, "done", info=info)
 
