@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dataset.layout import CONCAT_FILE, LIST_FILE, RANGES_FILE
 from utils.config import CliParser
 from utils.distributed import gather_objects, setup, teardown
 from utils.errors import InputError
@@ -17,7 +18,7 @@ from video.backbones import BACKBONES, build_backbone
 from video.extract import Extractor
 from video.files import find_videos
 from video.presets import PRESETS, preset_for
-from video.writer import CONCAT_FILE, LIST_FILE, RANGES_FILE, Outcome, extract_videos, write_index
+from video.writer import Outcome, extract_videos, write_index
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,18 +13,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import train_c2fpl
-from dataset import synthetic, video_demo
+from dataset import synthetic
 from dataset.c2fpl import snippet_norms
 from dataset.features import FeatureSource, read_npy
 from dataset.ground_truth import TestSet
 from dataset.prepare import (check_train_given, extraction_settings, has_test_set, open_test, open_train, prepare,
                              synthetic_spec)
+from engine import c2fpl_stage
+from engine.interrupt import Interrupted
+from engine.scoring import score_snippets, score_test_set, test_metrics
+from engine.trainer import (RESUME_FILE, SELECTED_FILE, Trainer, TrainingError, check_output_dir, default_output_dir,
+                            seed_everything)
+from model.checkpoint import CheckpointError, load_into
 from model.frd import FRDUVAD, ModelConfig
-from scoring import score_snippets, score_test_set, test_metrics
-from train import (RESUME_FILE, SELECTED_FILE, Interrupted, Trainer, TrainingError, check_output_dir,
-                   default_output_dir, seed_everything)
-from utils.checkpoint import load_into, load_state_dict_file, read_settings
+from utils.checkpoint import load_state_dict_file, read_settings
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
@@ -43,6 +45,15 @@ def write_synthetic(cfg: Config) -> None:
     for key, path in files.items():
         print(f"  {key:<15} {path}")
     print(f"crop-averaged squared-L2-norm baseline, test frame AUC: {synthetic.norm_score_auc(cfg.output_dir):.4f}")
+
+
+def with_demo_files(cfg: Config) -> Config:
+    """``--dataset_name video_demo``: the demo's generated files filled in (``video.demo.with_files``); PyAV and
+    torchvision load only then."""
+    if cfg.dataset_name != "video_demo":
+        return cfg
+    from video import demo
+    return demo.with_files(cfg)
 
 
 def c2fpl_dir(cfg: Config) -> str:
@@ -81,7 +92,7 @@ def build_model(cfg: Config, train: FeatureSource, test: TestSet | None, device:
     except ValueError as e:
         raise InputError("--Vitblock_num", str(e)) from None
     if cfg.aux == "c2fpl":
-        ckpt = cfg.aux_ckpt or train_c2fpl.run_stage(cfg, train, test, c2fpl_dir(cfg), device)["classifier"]
+        ckpt = cfg.aux_ckpt or c2fpl_stage.run_stage(cfg, train, test, c2fpl_dir(cfg), device)["classifier"]
         load_into(model, load_state_dict_file(ckpt), kind="c2fpl", source=ckpt)
     if cfg.compile:  # in place: state_dict keys stay those of the release
         for part in (model.decoder, model.AE, model.scorer, model.scorer_c2fpl):
@@ -106,7 +117,8 @@ def selected_metrics(cfg: Config, test: TestSet, device: torch.device, out_dir: 
     """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it (with the fusion
     weight its settings file records)."""
     path = out_dir / SELECTED_FILE
-    model = FRDUVAD(dataclasses.replace(model_config(cfg), score_fusion=float(read_settings(path).get("score_fusion", 0.0))))
+    fusion = float(read_settings(path).get("score_fusion", 0.0))
+    model = FRDUVAD(dataclasses.replace(model_config(cfg), score_fusion=fusion))
     load_into(model, load_state_dict_file(path), kind="full", source=path)
     return score_test_set(model.to(device).eval(), cfg, test, device)[1]
 
@@ -180,6 +192,7 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
     if info.is_main and cfg.dataset_name == "video_demo":
+        from video import demo as video_demo  # PyAV and torchvision load only for the video demo
         ckpt = out_dir / checkpoint_to_use(cfg)
         print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {ckpt} "
               f"--weights {video_demo.demo_dir(cfg) / video_demo.STANDIN_WEIGHTS} --output_dir scored\n"
@@ -206,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             return write_synthetic(cfg)
         check_train_given(cfg)
         with main_process_first():
-            cfg = prepare(cfg, explicit_settings(argv))
+            cfg = prepare(with_demo_files(cfg), explicit_settings(argv))
         train = open_train(cfg)
         test = open_test(cfg) if has_test_set(cfg) else None
         extraction = extraction_settings(cfg.train_list or cfg.train_features)
@@ -220,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
             log("test:  none given: training without evaluation (no AUC, no best checkpoint; last.pkl is the one)")
         if cfg.stage == "c2fpl":
             out_dir = cfg.output_dir or c2fpl_dir(cfg)
-            train_c2fpl.run_stage(cfg, train, test, out_dir, device)
+            c2fpl_stage.run_stage(cfg, train, test, out_dir, device)
             save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
             return
         run_training(cfg, train, test, device, info, extraction)
@@ -234,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (InputError, TrainingError) as e:
+    except (InputError, CheckpointError, TrainingError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt as e:  # Interrupted says what was kept and how to continue
         message = str(e) if isinstance(e, Interrupted) else "interrupted"

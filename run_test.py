@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
+from deploy.score import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
+                          write_index)
+from engine.scoring import score_snippets, score_test_set, scorer
+from model.checkpoint import CheckpointError, detect_kind, infer_config, load_into, model_config
 from model.frd import FRDUVAD, ModelConfig
-from score_video import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
-                         write_index)
-from scoring import score_snippets, score_test_set, scorer
-from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, read_settings,
-                              settings_path)
+from utils.checkpoint import load_state_dict_file, read_settings, settings_path
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
@@ -30,6 +30,7 @@ from utils.metrics import FRAMES_PER_SNIPPET
 from video.annotate import MUXERS
 from video.backbones import BACKBONES, build_backbone
 from video.decode import VideoError
+from video.demo import with_files
 from video.extract import Extractor, TooShort
 from video.files import find_videos
 from video.presets import PRESETS, preset_for
@@ -148,7 +149,7 @@ def compare_run(argv: list[str], run_dir: Path, metrics_out: str | None) -> None
     device = resolve_device(cfg.device)
     models = {path: load_model(str(path), device) for path, _ in found}
     size = next(iter(models.values())).config.feature_size
-    cfg = prepare(dataclasses.replace(cfg, feature_size=size),
+    cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)),
                   {*explicit_settings(argv, extra=extra_parser()), "feature_size"})
     test = open_test(cfg, check_size=False)
     results = {}
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     size = model.config.feature_size  # the checkpoint decides; a feature size the user gives must agree
     if "feature_size" in explicit and cfg.feature_size != size:
         raise InputError(cfg.ckpt_path, f"checkpoint for feature size {size}, but --feature_size {cfg.feature_size}")
-    cfg = prepare(dataclasses.replace(cfg, feature_size=size), {*explicit, "feature_size"})
+    cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)), {*explicit, "feature_size"})
 
     if cfg.compile:
         model.scorer.compile()
@@ -280,5 +281,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except InputError as e:
+    except (InputError, CheckpointError) as e:
         sys.exit(f"error: {e}")

@@ -18,8 +18,8 @@ from scipy.stats import spearmanr
 
 from benchmarks.common import ROOT
 from dataset.prepare import open_test, open_train
+from engine.scoring import score_snippets
 from run_test import load_model
-from scoring import score_snippets
 from utils.config import parse_config
 from utils.metrics import frame_metrics
 

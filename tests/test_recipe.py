@@ -14,15 +14,16 @@ import torch.nn.functional as F
 
 import main
 import run_test
-import train as trainer
 from dataset import synthetic
 from dataset.features import open_features
 from dataset.prepare import synthetic_spec
+from engine import trainer
+from model.checkpoint import model_settings
 from model.frd import FRDUVAD, ModelConfig
 from model.scorer import Scorer
 from test_interrupt import interrupt_optimizer_step
 from test_train import TINY
-from utils.checkpoint import model_settings, read_settings, save_checkpoint
+from utils.checkpoint import read_settings, save_checkpoint
 from utils.config import parse_config
 from utils.errors import InputError
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from score_video import EventRules, score_video
+from deploy.score import EventRules, score_video
 from tests.videos import (FFMPEG, FINE_STEP, avi_index, damaged_copy, ffmpeg_frames, ffprobe_frame_times,
                           frame_index, marked_frames, write_video)
 from video.backbones import Backbone

@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dataset.layout import CONCAT_FILE, INFO_FILE, LIST_FILE, RANGES_FILE, SUFFIX
 from utils.io import save_json, save_npy_rows, save_text
 from video.decode import VideoError, probe
 from video.extract import Extractor, Progress, TooShort
 from video.presets import SNIPPET
-
-SUFFIX = "_i3d"  # the per-video layout's file names: <name>_i3d.npy, whatever the backbone
-LIST_FILE, INFO_FILE, CONCAT_FILE, RANGES_FILE = "features.list", "videos.json", "concat.npy", "nalist.npy"
 
 
 @dataclass

@@ -16,15 +16,10 @@ Without a test set nothing is evaluated: each snapshot logs the losses and pseud
 those of the same run with a test set.
 """
 import copy
-import dataclasses
 import glob
 import json
 import os
 import random
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,13 +34,15 @@ from tqdm import tqdm
 from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
 from dataset.windows import make_loader
-from model.frd import FRDUVAD, BatchStatistics, StepOutput
-from scoring import score_snippets, scorer, test_metrics
-from utils.checkpoint import model_settings, remove_checkpoint, save_checkpoint
+from engine.global_batch import GlobalBatchStatistics, global_batch_means
+from engine.interrupt import Interrupted, sigint_held
+from engine.scoring import score_snippets, scorer, test_metrics
+from model.checkpoint import model_settings
+from model.frd import FRDUVAD, BatchStatistics
+from utils.checkpoint import remove_checkpoint, save_checkpoint
 from utils.config import SELECT_METRICS, Config
 from utils.device import autocast
-from utils.distributed import (Distributed, GlobalBatchStatistics, batch_share, broadcast_object, gather_objects,
-                               is_distributed, sum_floats)
+from utils.distributed import Distributed, broadcast_object, gather_objects, is_distributed, sum_floats
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
 from utils.metrics import precision_recall
@@ -57,29 +54,6 @@ CHECK_SNIPPETS = 8192  # the training snippets (a seeded sample) on which the im
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss); the last good checkpoints are kept."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C, once what could be kept is saved; ``str()`` is the line for the user ('' where nothing to say)."""
-
-
-@contextmanager
-def sigint_held(drop: bool = False) -> Iterator[None]:
-    """Run the block whole: a Ctrl-C inside it takes effect when it ends (``drop``: is ignored).
-
-    Only the main thread receives signals; elsewhere, or under a handler not set from Python, the block runs as is.
-    """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and not drop:
-        signal.raise_signal(signal.SIGINT)  # to the handler of before: a KeyboardInterrupt by default
 
 
 @dataclass
@@ -254,17 +228,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def global_batch_means(out: StepOutput, model: FRDUVAD) -> StepOutput:
-    """Under torchrun: this process's batch means Lre and Ls (and the loss) weighted by its share of the global
-    batch, so that DDP's average of the gradients is the global batch's also when the processes' batches differ in
-    size; ``out`` itself in one process."""
-    share = batch_share(out.scores.shape[0], out.Lre)
-    if share is None:
-        return out
-    Lre, Ls = out.Lre * share, out.Ls * share
-    return dataclasses.replace(out, loss=model.loss(Lre, out.Ldi, Ls), Lre=Lre, Ls=Ls)
 
 
 class Trainer:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from dataset.features import ArrayFeatures
-from scoring import ScoreFn, score_snippets
+from engine.scoring import ScoreFn, score_snippets
 from utils.errors import InputError
 from utils.events import Event, EventTracker
 from utils.io import atomic_open, save_json

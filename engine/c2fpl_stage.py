@@ -24,10 +24,10 @@ from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
 from dataset.prepare import extraction_settings
 from dataset.windows import make_loader
+from engine.interrupt import Interrupted, sigint_held
+from engine.scoring import score_snippets, test_metrics
 from model.frd import init_weights
 from model.scorer import C2FPLClassifier
-from scoring import score_snippets, test_metrics
-from train import Interrupted, sigint_held
 from utils.checkpoint import save_checkpoint
 from utils.config import C2FPLRecipe, Config
 from utils.errors import InputError
