@@ -30,6 +30,7 @@ from utils.distributed import (Distributed, broadcast_object, launched_by_torchr
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
 from utils.io import fingerprint, save_text
+from utils.outputs import check_outputs
 
 AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
 
@@ -52,6 +53,13 @@ def c2fpl_dir(cfg: Config) -> str:
         return cfg.c2fpl_dir
     train = Path(cfg.train_features or cfg.train_list).resolve()
     return str(Path("ckpt") / cfg.dataset_name / "c2fpl" / f"{train.stem}-{fingerprint(path=str(train))[:8]}")
+
+
+def check_output_folders(cfg: Config) -> None:
+    """Every folder the command writes into is a folder (or can be made one), checked before any work: the run's
+    (``ckpt/<dataset>/`` when none is given), the C2FPL stage's and the synthetic dataset's."""
+    run = cfg.output_dir or (None if cfg.resume else str(Path("ckpt") / cfg.dataset_name))
+    check_outputs({"--output_dir": run, "--c2fpl_dir": cfg.c2fpl_dir, "--synthetic_dir": cfg.synthetic_dir})
 
 
 def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError(resume, "resume file not found")
         cfg = parse_config([*argv, "--config", str(resume.parent / "config.yaml")],
                            description=__doc__.splitlines()[0], overrides={"max_iters": None})
+    check_output_folders(cfg)
     if launched_by_torchrun() and cfg.stage != "train":
         raise InputError("--stage", f"{cfg.stage} runs in one process; torchrun is for --stage train")
     info, device = setup(cfg.device, cfg.max_seqlen)

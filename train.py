@@ -34,7 +34,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
 
 from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
@@ -49,6 +48,7 @@ from utils.distributed import (Distributed, GlobalBatchStatistics, batch_share, 
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
 from utils.metrics import precision_recall
+from utils.progress import progress_bar
 
 RESUME_FILE = "resume.pt"
 SELECTED_FILE = "selected.pkl"  # the improved recipe's choice, made with no test label
@@ -489,8 +489,8 @@ class Trainer:
         """
         p, total = self.progress, self.total_iterations
         last_auc = p.history[-1].get("auc_all", float("nan")) if p.history else float("nan")
-        bar = tqdm(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
-                   disable=not self.dist.is_main)
+        bar = progress_bar(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
+                       disable=not self.dist.is_main)
 
         def due() -> bool:
             return p.iteration % self.cfg.snapshot == 0 or p.iteration == total
