@@ -140,6 +140,14 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, 
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file}{chosen})")
 
 
+def print_learning_warning(record: dict) -> None:
+    """The warning of a run that learned nothing (``record``: its last metrics.jsonl record), if it did not."""
+    problems = record.get("learned_nothing")
+    if problems:
+        print(f"\nwarning: training learned nothing: {'; '.join(problems['findings'])}\n"
+              f"likely cause: {problems['likely_cause']} (metrics.jsonl, \"learned_nothing\")")
+
+
 def checkpoint_to_use(cfg: Config) -> str:
     """The file name of a run's label-free checkpoint: selected.pkl under the improved recipe, else last.pkl."""
     return SELECTED_FILE if cfg.recipe == "improved" else "last.pkl"
@@ -186,6 +194,8 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
     elif info.is_main:
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
+    if info.is_main:
+        print_learning_warning(progress.history[-1])
     if info.is_main and cfg.dataset_name == "video_demo":
         ckpt = out_dir / checkpoint_to_use(cfg)
         print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {ckpt} "
