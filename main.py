@@ -32,6 +32,7 @@ from utils.distributed import (Distributed, broadcast_object, launched_by_torchr
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
 from utils.io import fingerprint, save_text
+from utils.outputs import check_outputs
 
 AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
 
@@ -63,6 +64,13 @@ def c2fpl_dir(cfg: Config) -> str:
         return cfg.c2fpl_dir
     train = Path(cfg.train_features or cfg.train_list).resolve()
     return str(Path("ckpt") / cfg.dataset_name / "c2fpl" / f"{train.stem}-{fingerprint(path=str(train))[:8]}")
+
+
+def check_output_folders(cfg: Config) -> None:
+    """Every folder the command writes into is a folder (or can be made one), checked before any work: the run's
+    (``ckpt/<dataset>/`` when none is given), the C2FPL stage's and the synthetic dataset's."""
+    run = cfg.output_dir or (None if cfg.resume else str(Path("ckpt") / cfg.dataset_name))
+    check_outputs({"--output_dir": run, "--c2fpl_dir": cfg.c2fpl_dir, "--synthetic_dir": cfg.synthetic_dir})
 
 
 def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
@@ -145,6 +153,14 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, 
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file}{chosen})")
 
 
+def print_learning_warning(record: dict) -> None:
+    """The warning of a run that learned nothing (``record``: its last metrics.jsonl record), if it did not."""
+    problems = record.get("learned_nothing")
+    if problems:
+        print(f"\nwarning: training learned nothing: {'; '.join(problems['findings'])}\n"
+              f"likely cause: {problems['likely_cause']} (metrics.jsonl, \"learned_nothing\")")
+
+
 def checkpoint_to_use(cfg: Config) -> str:
     """The file name of a run's label-free checkpoint: selected.pkl under the improved recipe, else last.pkl."""
     return SELECTED_FILE if cfg.recipe == "improved" else "last.pkl"
@@ -191,6 +207,8 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
     elif info.is_main:
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
+    if info.is_main:
+        print_learning_warning(progress.history[-1])
     if info.is_main and cfg.dataset_name == "video_demo":
         from video import demo as video_demo  # PyAV and torchvision load only for the video demo
         ckpt = out_dir / checkpoint_to_use(cfg)
@@ -208,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError(resume, "resume file not found")
         cfg = parse_config([*argv, "--config", str(resume.parent / "config.yaml")],
                            description=__doc__.splitlines()[0], overrides={"max_iters": None})
+    check_output_folders(cfg)
     if launched_by_torchrun() and cfg.stage != "train":
         raise InputError("--stage", f"{cfg.stage} runs in one process; torchrun is for --stage train")
     info, device = setup(cfg.device, cfg.max_seqlen)

@@ -26,6 +26,7 @@ from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
+from utils.outputs import check_outputs
 from utils.metrics import FRAMES_PER_SNIPPET
 from video.annotate import MUXERS
 from video.backbones import BACKBONES, build_backbone
@@ -171,6 +172,7 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     """``--video`` / ``--stream``: each video extracted, scored and reported into ``--output_dir/<name>/``."""
     if not cfg.output_dir:
         raise InputError("--output_dir", "say where the results go: each video's in OUTPUT_DIR/<video name>/")
+    check_outputs({"--output_dir": cfg.output_dir})
     if extra.annotate and Path(extra.annotate).suffix.lower() not in MUXERS:
         raise InputError("--annotate", f"a file name ending in {', '.join(MUXERS)}, got {extra.annotate!r}")
     live = bool(extra.stream) or "://" in (extra.video or "")
@@ -186,6 +188,8 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     if how["weights"] and how["weights"] != backbone.weights_id:
         print(f"note: these {backbone.name} weights ({backbone.weights_id}) are not the ones its training features "
               f"were made with ({how['weights']})")
+    for note in how["notes"]:
+        print(note)
     preset = preset_for(backbone.name, backbone.preprocessing, how["preset"])
     extractor = Extractor(backbone, preset, how["crops"], extra.video_batch_size or (1 if live else 4), device,
                           cfg.amp, how["fps"], chunk=4 if live else 32)
@@ -197,7 +201,9 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     sources = [(extra.stream or extra.video, live_name(extra.stream or extra.video))] if live \
         else find_videos(extra.video)
     reports, problems = [], []
-    for video, name in sources:
+    for i, (video, name) in enumerate(sources, 1):
+        if not live:
+            print(f"video {i}/{len(sources)}: {video}", flush=True)
         try:
             report = score_video(extractor, score, video, name, out / name, rules, device, live=live,
                                  paced=bool(extra.stream), annotate=extra.annotate,
@@ -212,12 +218,12 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
         reports.append(report)
         print_report(report)
         if live:
-            print(speed_line(report, extractor.batch_size))
+            print(speed_line(report, extractor))
         if report.stopped == "interrupted":
             break
     if reports:
         write_index(out, reports)
-    print(f"{len(reports)} scored, {len(problems)} not → {out}")
+    print(f"{len(reports)} scored, {len(problems)} not" + (f" → {out}" if reports else ""))
     for line in problems:
         print(line)
     if not reports:
@@ -227,6 +233,8 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     extra, _ = extra_parser().parse_known_args(argv)
+    check_outputs({"--plot": extra.plot}, {"--metrics_out": extra.metrics_out, "--scores_out": extra.scores_out,
+                                           "--save_pseudo_labels": extra.save_pseudo_labels})
     if extra.run_dir:
         return compare_run(argv, Path(extra.run_dir), extra.metrics_out)
     cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=extra_parser())
