@@ -27,6 +27,7 @@ from engine.trainer import (RESUME_FILE, SELECTED_FILE, Trainer, TrainingError, 
 from model.checkpoint import CheckpointError, load_into
 from model.frd import FRDUVAD, ModelConfig
 from utils.checkpoint import load_state_dict_file, read_settings
+from report import write_training_report
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
@@ -209,6 +210,9 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
     if info.is_main:
         print_learning_warning(progress.history[-1])
+    if info.is_main and cfg.report:
+        write_training_report(out_dir / "report.html", progress.history, cfg.to_dict(),
+                              SELECT_METRICS[cfg.select_metric][0])
     if info.is_main and cfg.dataset_name == "video_demo":
         from video import demo as video_demo  # PyAV and torchvision load only for the video demo
         ckpt = out_dir / checkpoint_to_use(cfg)

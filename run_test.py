@@ -21,6 +21,8 @@ from deploy.score import (EventRules, clock, live_name, print_report, resolve_ex
 from engine.scoring import score_snippets, score_test_set, scorer
 from model.checkpoint import CheckpointError, detect_kind, infer_config, load_into, model_config
 from model.frd import FRDUVAD, ModelConfig
+from report import write_test_report, write_videos_report
+from report.data import Evaluated
 from utils.checkpoint import load_state_dict_file, read_settings, settings_path
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.device import resolve_device
@@ -153,11 +155,12 @@ def compare_run(argv: list[str], run_dir: Path, metrics_out: str | None) -> None
     cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)),
                   {*explicit_settings(argv, extra=extra_parser()), "feature_size"})
     test = open_test(cfg, check_size=False)
-    results = {}
+    results, scored = {}, []
     for path, label_free in found:
         check_size(models[path], str(path), test.source)
-        metrics = score_test_set(models[path], cfg, test, device)[1]
+        scores, metrics = score_test_set(models[path], cfg, test, device)
         results[path.name] = {"label_free": label_free, **{k: v for k, v in metrics.items() if k != "per_video_auc"}}
+        scored.append(Evaluated(path.name, scores, metrics, label_free))
     print(f"run {run_dir}: {test.n_snippets} test snippets, {FRAMES_PER_SNIPPET * test.n_snippets} frames")
     width = max(len(name) for name in results)
     print(f"{'checkpoint':<{width}}  AUC     AUC_abn AP      label-free")
@@ -166,6 +169,14 @@ def compare_run(argv: list[str], run_dir: Path, metrics_out: str | None) -> None
         print(f"{name:<{width}}  {m['auc_all']:.4f}  {m['auc_abn']:.4f}  {m['ap']:.4f}  {how}")
     if metrics_out:
         save_json(metrics_out, {"run_dir": str(run_dir), "test_features": test.source.path, "checkpoints": results})
+    if cfg.report:
+        write_test_report(report_folder(metrics_out, None, cfg.output_dir) or run_dir, scored, test,
+                          cfg.label_threshold, f"run {run_dir}")
+
+
+def report_folder(metrics_out: str | None, plot: str | None, output_dir: str | None) -> Path | None:
+    """Where a test-set evaluation's report goes: beside --metrics_out, else into --plot, else --output_dir."""
+    return Path(metrics_out).parent if metrics_out else Path(plot or output_dir) if plot or output_dir else None
 
 
 def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device: torch.device) -> None:
@@ -223,6 +234,8 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
             break
     if reports:
         write_index(out, reports)
+        if cfg.report:
+            write_videos_report(out / "report.html", reports, dataclasses.asdict(rules), extra.annotate)
     print(f"{len(reports)} scored, {len(problems)} not" + (f" → {out}" if reports else ""))
     for line in problems:
         print(line)
@@ -275,6 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     print_metrics(metrics, test.n_snippets, cfg.ckpt_path, SELECT_METRICS[cfg.select_metric][0])
     if extra.metrics_out:
         save_json(extra.metrics_out, {"checkpoint": cfg.ckpt_path, "test_features": test.source.path, **metrics})
+    if cfg.report and (folder := report_folder(extra.metrics_out, extra.plot, cfg.output_dir)):
+        write_test_report(folder, [Evaluated(Path(cfg.ckpt_path).name, scores, metrics)], test, cfg.label_threshold,
+                          cfg.ckpt_path)
     if extra.scores_out:
         save_npy(extra.scores_out, scores)
     if extra.plot:

@@ -47,6 +47,7 @@ class VideoReport:
     compute_seconds: float = 0.0  # extraction and scoring, without waiting for frames
     stopped: str = ""  # why it ended early: "interrupted", or a live source's error
     warnings: list[str] = field(default_factory=list)  # what decoding met: damaged packets, a truncated file
+    thumbnails: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, frame) at the event peaks
 
     @property
     def seconds(self) -> float:
@@ -163,7 +164,7 @@ def score_video(extractor: Extractor, score: ScoreFn, video: str, name: str, out
     closed(tracker.close())
     report.compute_seconds = progress.seconds - progress.wait_seconds
     save_json(out_dir / "events.json", report.summary())
-    thumbnails = [] if live else second_pass(video, extractor.fps, report, rules, out_dir, annotate)
+    thumbnails = report.thumbnails = [] if live else second_pass(video, extractor.fps, report, rules, out_dir, annotate)
     frame_times = np.arange(report.frames) / report.fps
     plot_timeline(frame_times, report.frame_scores(), rules.threshold, report.events, out_dir / "timeline.png",
                   thumbnails, title=f"{name}: {len(report.events)} event(s)")

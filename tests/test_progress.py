@@ -5,7 +5,7 @@ import re
 import numpy as np
 from tqdm import tqdm
 
-import train_c2fpl
+from engine import c2fpl_stage
 from dataset.features import ArrayFeatures
 from utils.config import parse_config
 from utils.progress import LogProgress, progress_bar
@@ -58,6 +58,6 @@ def test_c2fpl_classifier_training_logs_one_line_into_a_redirected_stderr(capsys
     features = np.random.default_rng(0).random((600, 2, 16), dtype=np.float32)
     labels = (np.arange(600) % 5 == 0).astype(np.float32)
     recipe = parse_config(["--c2fpl_epochs", "5", "--c2fpl_batch_size", "16"]).c2fpl_recipe
-    train_c2fpl.train_classifier(ArrayFeatures(features), labels, seed=0, recipe=recipe)  # 190 batches
+    c2fpl_stage.train_classifier(ArrayFeatures(features), labels, seed=0, recipe=recipe)  # 190 batches
     err = capsys.readouterr().err
     assert "\r" not in err and err.count("\n") == 1 and "190/190" in err

@@ -261,6 +261,11 @@ class Config:
     label_threshold: float = setting(
         0.5, "Score at or above which a snippet counts as anomalous: the false alarm rates (FAR) and the 0/1 labels "
              "of run_test.py --save_pseudo_labels.", "evaluation", metavar="X")
+    report: bool = setting(
+        True, "Write report.html, one self-contained page (it needs no network) with the metrics, curves and per-video "
+              "scores: run_test.py next to --metrics_out (else in --plot or --output_dir), for --run_dir (else "
+              "RUN/test_report.html) and next to --video's videos.json; main.py in the run folder after training.",
+        "evaluation")
     auc_abn_group: int = setting(
         128, "Snippets per group of the release's AUC_abn and FAR_abn (its evaluation batches): a group counts as "
              "abnormal when any of its frames is anomalous.", "evaluation", metavar="N")
