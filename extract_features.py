@@ -10,14 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from dataset.layout import CONCAT_FILE, LIST_FILE, RANGES_FILE
 from utils.config import CliParser
 from utils.distributed import gather_objects, setup, teardown
 from utils.errors import InputError
+from utils.outputs import check_outputs
 from video.backbones import BACKBONES, build_backbone
 from video.extract import Extractor
 from video.files import find_videos
 from video.presets import PRESETS, preset_for
-from video.writer import CONCAT_FILE, LIST_FILE, RANGES_FILE, Outcome, extract_videos, write_index
+from video.writer import Outcome, extract_videos, write_index
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise InputError("--fps", f"must be positive, got {args.fps}")
     if args.preset and args.backbone != "i3d_r50":
         raise InputError("--preset", f"applies to i3d_r50; {args.backbone} uses its weights' own preprocessing")
+    check_outputs({"--output_dir": args.output_dir})
     return args
 
 

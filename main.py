@@ -13,24 +13,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import train_c2fpl
-from dataset import synthetic, video_demo
+from dataset import synthetic
 from dataset.c2fpl import snippet_norms
 from dataset.features import FeatureSource, read_npy
 from dataset.ground_truth import TestSet
 from dataset.prepare import (check_train_given, extraction_settings, has_test_set, open_test, open_train, prepare,
                              synthetic_spec)
+from engine import c2fpl_stage
+from engine.interrupt import Interrupted
+from engine.scoring import score_snippets, score_test_set, test_metrics
+from engine.trainer import (RESUME_FILE, SELECTED_FILE, Trainer, TrainingError, check_output_dir, default_output_dir,
+                            seed_everything)
+from model.checkpoint import CheckpointError, load_into
 from model.frd import FRDUVAD, ModelConfig
+from utils.checkpoint import load_state_dict_file, read_settings
 from report import write_training_report
-from scoring import score_snippets, score_test_set, test_metrics
-from train import (RESUME_FILE, SELECTED_FILE, Interrupted, Trainer, TrainingError, check_output_dir,
-                   default_output_dir, seed_everything)
-from utils.checkpoint import load_into, load_state_dict_file
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
 from utils.io import fingerprint, save_text
+from utils.outputs import check_outputs
 
 AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
 
@@ -46,6 +49,15 @@ def write_synthetic(cfg: Config) -> None:
     print(f"crop-averaged squared-L2-norm baseline, test frame AUC: {synthetic.norm_score_auc(cfg.output_dir):.4f}")
 
 
+def with_demo_files(cfg: Config) -> Config:
+    """``--dataset_name video_demo``: the demo's generated files filled in (``video.demo.with_files``); PyAV and
+    torchvision load only then."""
+    if cfg.dataset_name != "video_demo":
+        return cfg
+    from video import demo
+    return demo.with_files(cfg)
+
+
 def c2fpl_dir(cfg: Config) -> str:
     """Where the C2FPL stage's files live (and are reused from) when no folder is given: one folder per
     training file, ``ckpt/<dataset>/c2fpl/<file name>-<hash of its path>``, so other data never replaces them."""
@@ -53,6 +65,13 @@ def c2fpl_dir(cfg: Config) -> str:
         return cfg.c2fpl_dir
     train = Path(cfg.train_features or cfg.train_list).resolve()
     return str(Path("ckpt") / cfg.dataset_name / "c2fpl" / f"{train.stem}-{fingerprint(path=str(train))[:8]}")
+
+
+def check_output_folders(cfg: Config) -> None:
+    """Every folder the command writes into is a folder (or can be made one), checked before any work: the run's
+    (``ckpt/<dataset>/`` when none is given), the C2FPL stage's and the synthetic dataset's."""
+    run = cfg.output_dir or (None if cfg.resume else str(Path("ckpt") / cfg.dataset_name))
+    check_outputs({"--output_dir": run, "--c2fpl_dir": cfg.c2fpl_dir, "--synthetic_dir": cfg.synthetic_dir})
 
 
 def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
@@ -72,7 +91,7 @@ def model_config(cfg: Config) -> ModelConfig:
     return ModelConfig(feature_size=cfg.feature_size, cross_clip=cfg.cross_clip, vitblock_num=cfg.Vitblock_num,
                        lab=cfg.lab, lab_type=cfg.lab_type, delta=cfg.delta, lambdas=cfg.lambdas,
                        aux=AUX_MODEL[cfg.aux], checkpoint_blocks=cfg.checkpoint_blocks,
-                       bank_capacity=int(cfg.max_seqlen * cfg.beta), score_fusion=cfg.score_fusion)
+                       bank_capacity=int(cfg.max_seqlen * cfg.beta))
 
 
 def build_model(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device) -> FRDUVAD:
@@ -82,7 +101,7 @@ def build_model(cfg: Config, train: FeatureSource, test: TestSet | None, device:
     except ValueError as e:
         raise InputError("--Vitblock_num", str(e)) from None
     if cfg.aux == "c2fpl":
-        ckpt = cfg.aux_ckpt or train_c2fpl.run_stage(cfg, train, test, c2fpl_dir(cfg), device)["classifier"]
+        ckpt = cfg.aux_ckpt or c2fpl_stage.run_stage(cfg, train, test, c2fpl_dir(cfg), device)["classifier"]
         load_into(model, load_state_dict_file(ckpt), kind="c2fpl", source=ckpt)
     if cfg.compile:  # in place: state_dict keys stay those of the release
         for part in (model.decoder, model.AE, model.scorer, model.scorer_c2fpl):
@@ -104,9 +123,11 @@ def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) 
 
 
 def selected_metrics(cfg: Config, test: TestSet, device: torch.device, out_dir: Path) -> dict:
-    """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it."""
-    model = FRDUVAD(model_config(cfg))
+    """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it (with the fusion
+    weight its settings file records)."""
     path = out_dir / SELECTED_FILE
+    fusion = float(read_settings(path).get("score_fusion", 0.0))
+    model = FRDUVAD(dataclasses.replace(model_config(cfg), score_fusion=fusion))
     load_into(model, load_state_dict_file(path), kind="full", source=path)
     return score_test_set(model.to(device).eval(), cfg, test, device)[1]
 
@@ -131,6 +152,14 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, 
     print(f"{label:<{width}}  " + " / ".join(f"{last[k]:.4f}" for k, _ in others))
     chosen = f"; chosen with no test label: {SELECTED_FILE}" if selected is not None else ""
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file}{chosen})")
+
+
+def print_learning_warning(record: dict) -> None:
+    """The warning of a run that learned nothing (``record``: its last metrics.jsonl record), if it did not."""
+    problems = record.get("learned_nothing")
+    if problems:
+        print(f"\nwarning: training learned nothing: {'; '.join(problems['findings'])}\n"
+              f"likely cause: {problems['likely_cause']} (metrics.jsonl, \"learned_nothing\")")
 
 
 def checkpoint_to_use(cfg: Config) -> str:
@@ -179,10 +208,13 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
     elif info.is_main:
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
+    if info.is_main:
+        print_learning_warning(progress.history[-1])
     if info.is_main and cfg.report:
         write_training_report(out_dir / "report.html", progress.history, cfg.to_dict(),
                               SELECT_METRICS[cfg.select_metric][0])
     if info.is_main and cfg.dataset_name == "video_demo":
+        from video import demo as video_demo  # PyAV and torchvision load only for the video demo
         ckpt = out_dir / checkpoint_to_use(cfg)
         print(f"score any video with it: python run_test.py --video VIDEO.mp4 --ckpt_path {ckpt} "
               f"--weights {video_demo.demo_dir(cfg) / video_demo.STANDIN_WEIGHTS} --output_dir scored\n"
@@ -198,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError(resume, "resume file not found")
         cfg = parse_config([*argv, "--config", str(resume.parent / "config.yaml")],
                            description=__doc__.splitlines()[0], overrides={"max_iters": None})
+    check_output_folders(cfg)
     if launched_by_torchrun() and cfg.stage != "train":
         raise InputError("--stage", f"{cfg.stage} runs in one process; torchrun is for --stage train")
     info, device = setup(cfg.device, cfg.max_seqlen)
@@ -209,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
             return write_synthetic(cfg)
         check_train_given(cfg)
         with main_process_first():
-            cfg = prepare(cfg, explicit_settings(argv))
+            cfg = prepare(with_demo_files(cfg), explicit_settings(argv))
         train = open_train(cfg)
         test = open_test(cfg) if has_test_set(cfg) else None
         extraction = extraction_settings(cfg.train_list or cfg.train_features)
@@ -223,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
             log("test:  none given: training without evaluation (no AUC, no best checkpoint; last.pkl is the one)")
         if cfg.stage == "c2fpl":
             out_dir = cfg.output_dir or c2fpl_dir(cfg)
-            train_c2fpl.run_stage(cfg, train, test, out_dir, device)
+            c2fpl_stage.run_stage(cfg, train, test, out_dir, device)
             save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
             return
         run_training(cfg, train, test, device, info, extraction)
@@ -237,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (InputError, TrainingError) as e:
+    except (InputError, CheckpointError, TrainingError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt as e:  # Interrupted says what was kept and how to continue
         message = str(e) if isinstance(e, Interrupted) else "interrupted"

@@ -16,22 +16,24 @@ import numpy as np
 import torch
 
 from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
+from deploy.score import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
+                          write_index)
+from engine.scoring import score_snippets, score_test_set, scorer
+from model.checkpoint import CheckpointError, detect_kind, infer_config, load_into, model_config
 from model.frd import FRDUVAD, ModelConfig
 from report import write_test_report, write_videos_report
 from report.data import Evaluated
-from score_video import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
-                         write_index)
-from scoring import score_snippets, score_test_set, scorer
-from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, read_settings,
-                              settings_path)
+from utils.checkpoint import load_state_dict_file, read_settings, settings_path
 from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
+from utils.outputs import check_outputs
 from utils.metrics import FRAMES_PER_SNIPPET
 from video.annotate import MUXERS
 from video.backbones import BACKBONES, build_backbone
 from video.decode import VideoError
+from video.demo import with_files
 from video.extract import Extractor, TooShort
 from video.files import find_videos
 from video.presets import PRESETS, preset_for
@@ -150,7 +152,7 @@ def compare_run(argv: list[str], run_dir: Path, metrics_out: str | None) -> None
     device = resolve_device(cfg.device)
     models = {path: load_model(str(path), device) for path, _ in found}
     size = next(iter(models.values())).config.feature_size
-    cfg = prepare(dataclasses.replace(cfg, feature_size=size),
+    cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)),
                   {*explicit_settings(argv, extra=extra_parser()), "feature_size"})
     test = open_test(cfg, check_size=False)
     results, scored = {}, []
@@ -181,6 +183,7 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     """``--video`` / ``--stream``: each video extracted, scored and reported into ``--output_dir/<name>/``."""
     if not cfg.output_dir:
         raise InputError("--output_dir", "say where the results go: each video's in OUTPUT_DIR/<video name>/")
+    check_outputs({"--output_dir": cfg.output_dir})
     if extra.annotate and Path(extra.annotate).suffix.lower() not in MUXERS:
         raise InputError("--annotate", f"a file name ending in {', '.join(MUXERS)}, got {extra.annotate!r}")
     live = bool(extra.stream) or "://" in (extra.video or "")
@@ -196,6 +199,8 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     if how["weights"] and how["weights"] != backbone.weights_id:
         print(f"note: these {backbone.name} weights ({backbone.weights_id}) are not the ones its training features "
               f"were made with ({how['weights']})")
+    for note in how["notes"]:
+        print(note)
     preset = preset_for(backbone.name, backbone.preprocessing, how["preset"])
     extractor = Extractor(backbone, preset, how["crops"], extra.video_batch_size or (1 if live else 4), device,
                           cfg.amp, how["fps"], chunk=4 if live else 32)
@@ -207,7 +212,9 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     sources = [(extra.stream or extra.video, live_name(extra.stream or extra.video))] if live \
         else find_videos(extra.video)
     reports, problems = [], []
-    for video, name in sources:
+    for i, (video, name) in enumerate(sources, 1):
+        if not live:
+            print(f"video {i}/{len(sources)}: {video}", flush=True)
         try:
             report = score_video(extractor, score, video, name, out / name, rules, device, live=live,
                                  paced=bool(extra.stream), annotate=extra.annotate,
@@ -222,14 +229,14 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
         reports.append(report)
         print_report(report)
         if live:
-            print(speed_line(report, extractor.batch_size))
+            print(speed_line(report, extractor))
         if report.stopped == "interrupted":
             break
     if reports:
         write_index(out, reports)
         if cfg.report:
             write_videos_report(out / "report.html", reports, dataclasses.asdict(rules), extra.annotate)
-    print(f"{len(reports)} scored, {len(problems)} not → {out}")
+    print(f"{len(reports)} scored, {len(problems)} not" + (f" → {out}" if reports else ""))
     for line in problems:
         print(line)
     if not reports:
@@ -239,6 +246,8 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     extra, _ = extra_parser().parse_known_args(argv)
+    check_outputs({"--plot": extra.plot}, {"--metrics_out": extra.metrics_out, "--scores_out": extra.scores_out,
+                                           "--save_pseudo_labels": extra.save_pseudo_labels})
     if extra.run_dir:
         return compare_run(argv, Path(extra.run_dir), extra.metrics_out)
     cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=extra_parser())
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     size = model.config.feature_size  # the checkpoint decides; a feature size the user gives must agree
     if "feature_size" in explicit and cfg.feature_size != size:
         raise InputError(cfg.ckpt_path, f"checkpoint for feature size {size}, but --feature_size {cfg.feature_size}")
-    cfg = prepare(dataclasses.replace(cfg, feature_size=size), {*explicit, "feature_size"})
+    cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)), {*explicit, "feature_size"})
 
     if cfg.compile:
         model.scorer.compile()
@@ -296,5 +305,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except InputError as e:
+    except (InputError, CheckpointError) as e:
         sys.exit(f"error: {e}")

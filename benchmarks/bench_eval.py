@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from dataset.features import ConcatFeatures
+from engine.scoring import score_snippets
 from model.scorer import Scorer
-from scoring import score_snippets
 from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.score import THUMBNAILS, VideoReport
 from report import write_evaluation_report, write_videos_report
 from report.data import Evaluated
-from score_video import THUMBNAILS, VideoReport
 from utils.events import find_events
 from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
 

@@ -29,9 +29,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 import main as train_main
-import train as trainer
 from benchmarks.recipe_variants import BASE, ROOT, VARIANTS, mean_std
-from scoring import score_snippets, score_test_set, scorer
+from engine import trainer
+from engine.scoring import score_snippets, score_test_set, scorer
 
 RECIPE = ["--recipe", "improved"]
 DONE = "criteria.json"

@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import Collection
 
-from dataset import synthetic, video_demo
+from dataset import synthetic
 from dataset.features import FeatureSource, open_features
 from dataset.ground_truth import TestSet, load_test_set
+from dataset.layout import CONCAT_FILE, INFO_FILE, RANGES_FILE
 from utils.config import Config
 from utils.errors import InputError
-from video.writer import CONCAT_FILE, INFO_FILE, RANGES_FILE
 
 DATA_PATHS = ("train_features", "train_ranges", "train_list", "test_features", "test_gt", "test_ranges",
               "test_list", "feature_root", "train_truth")
@@ -59,14 +59,12 @@ def synthetic_dir(cfg: Config) -> Path:
 def prepare(cfg: Config, explicit: Collection[str] = ()) -> Config:
     """``cfg`` with its data settled: the synthetic files generated (or reused) and filled in when it is the
     synthetic default; otherwise the user's files as they are (for ``custom``, the ranges beside
-    extract_features.py's ``concat.npy`` when none are given). ``explicit``: the settings the user gave; without
+    extract_features.py's ``concat.npy`` when none are given). The video demo's files are filled in before, by
+    ``video.demo.with_files``. ``explicit``: the settings the user gave; without
     a dataset name (or with ``custom``) and an explicit ``feature_size``, the user's files decide it."""
     if uses_synthetic(cfg):
         files = synthetic.ensure(synthetic_dir(cfg), synthetic_spec(cfg))
         return dataclasses.replace(cfg, **{key: str(files[key]) for key in files})
-    if cfg.dataset_name == "video_demo" and not gives_data_paths(cfg):
-        files = video_demo.ensure(cfg)
-        return dataclasses.replace(cfg, **{key: files[key] for key in ("train_list", "test_list", "test_gt")})
     if cfg.dataset_name == "custom" and cfg.train_features and not cfg.train_ranges:
         cfg = dataclasses.replace(cfg, train_ranges=extracted_ranges(cfg.train_features))
     if cfg.dataset_name in OWN_FILES and "feature_size" not in explicit:

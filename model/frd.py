@@ -35,7 +35,7 @@ class ModelConfig:
 class BatchStatistics:
     """What a training step takes as "the batch": here the rows it is given (plain mean/std, nothing to gather).
 
-    ``utils.distributed.GlobalBatchStatistics`` makes it the global batch of every process under torchrun.
+    ``engine.global_batch.GlobalBatchStatistics`` makes it the global batch of every process under torchrun.
     """
 
     def mean_std(self, values: torch.Tensor, shared_from: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

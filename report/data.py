@@ -56,7 +56,7 @@ class Evaluated:
 
 
 class ScoredVideo(Protocol):
-    """What scoring one video found (``score_video.VideoReport``)."""
+    """What scoring one video found (``deploy.score.VideoReport``)."""
     name: str
     video: str
     fps: float

@@ -8,12 +8,13 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import train_c2fpl
 from dataset.features import open_features
 from dataset.prepare import open_test, open_train, prepare
+from engine import c2fpl_stage
+from engine.interrupt import Interrupted
+from model.checkpoint import load_into
 from model.frd import FRDUVAD, ModelConfig
-from train import Interrupted
-from utils.checkpoint import load_into, load_state_dict_file, read_settings
+from utils.checkpoint import load_state_dict_file, read_settings
 from utils.config import Config, parse_config
 from utils.errors import InputError
 from utils.metrics import frame_metrics
@@ -26,7 +27,7 @@ def stage(tmp_path_factory):
     root = tmp_path_factory.mktemp("c2fpl")
     cfg = prepare(parse_config([*TINY, "--synthetic_dir", str(root / "data")]))
     train, test = open_train(cfg), open_test(cfg)
-    paths = train_c2fpl.run_stage(cfg, train, test, root / "out", torch.device("cpu"))
+    paths = c2fpl_stage.run_stage(cfg, train, test, root / "out", torch.device("cpu"))
     return cfg, train, test, root / "out", paths
 
 
@@ -48,7 +49,7 @@ def test_stage_writes_labels_classifier_and_summary(stage):
 
 def test_summary_holds_the_classifiers_own_test_metrics(stage):
     _, _, test, _, paths = stage
-    classifier = train_c2fpl.C2FPLClassifier(test.source.feature_size)
+    classifier = c2fpl_stage.C2FPLClassifier(test.source.feature_size)
     classifier.load_state_dict(torch.load(paths["classifier"], weights_only=True))
     with torch.no_grad():
         scores = classifier.eval()(torch.from_numpy(test.source.gather(test.rows))).squeeze(-1).numpy()
@@ -65,7 +66,7 @@ def test_stage_files_load_into_training(stage):
     model = FRDUVAD(ModelConfig(cfg.feature_size, 4, 2, aux="c2fpl"))
     assert load_into(model, load_state_dict_file(paths["classifier"])) == "c2fpl"
     x = torch.from_numpy(train.gather(np.arange(8)))
-    expected = train_c2fpl.C2FPLClassifier(cfg.feature_size)
+    expected = c2fpl_stage.C2FPLClassifier(cfg.feature_size)
     expected.load_state_dict(torch.load(paths["classifier"], weights_only=True))
     torch.testing.assert_close(model.scorer_c2fpl(x), expected.eval()(x))
     labels = np.load(paths["pseudo_labels"])
@@ -88,19 +89,19 @@ def test_classifier_keys_are_the_release_layout(stage, parity_dir):
 def test_stage_is_reused_for_the_same_inputs_and_redone_otherwise(stage):
     cfg, train, test, out, paths = stage
     stamps = {k: os.stat(p).st_mtime_ns for k, p in paths.items()}
-    train_c2fpl.run_stage(cfg, train, None, out, torch.device("cpu"))
+    c2fpl_stage.run_stage(cfg, train, None, out, torch.device("cpu"))
     assert {k: os.stat(p).st_mtime_ns for k, p in paths.items()} == stamps
     for flags in (["--c2fpl_lr", "0.02"], ["--c2fpl_milestones", "15"], ["--c2fpl_window", "0.3"]):
         changed = parse_config([*TINY, *flags])
         changed.train_features, changed.train_ranges = cfg.train_features, cfg.train_ranges
-        train_c2fpl.run_stage(changed, train, None, out, torch.device("cpu"))
+        c2fpl_stage.run_stage(changed, train, None, out, torch.device("cpu"))
         assert os.stat(paths["summary"]).st_mtime_ns != stamps["summary"], flags
         stamps["summary"] = os.stat(paths["summary"]).st_mtime_ns
 
 
 def test_interrupted_stage_continues_to_the_same_classifier(stage, tmp_path, monkeypatch):
     cfg, train, test, _, _ = stage
-    paths = train_c2fpl.run_stage(cfg, train, test, tmp_path / "uninterrupted", torch.device("cpu"))
+    paths = c2fpl_stage.run_stage(cfg, train, test, tmp_path / "uninterrupted", torch.device("cpu"))
     out = tmp_path / "out"
     real_step, calls = torch.optim.SGD.step, []
     batches_per_epoch = -(-train.n_snippets // cfg.c2fpl_batch_size)
@@ -114,14 +115,14 @@ def test_interrupted_stage_continues_to_the_same_classifier(stage, tmp_path, mon
     monkeypatch.setattr(torch.optim.SGD, "step", step)
     with pytest.raises(Interrupted, match=f"kept the pseudo labels and the classifier after epoch 1/2 in {out}; "
                                           "run the same command again to continue"):
-        train_c2fpl.run_stage(cfg, train, test, out, torch.device("cpu"))
-    assert (out / train_c2fpl.PARTIAL).is_file() and not (out / train_c2fpl.FILES["summary"]).exists()
-    np.testing.assert_array_equal(np.load(out / train_c2fpl.FILES["pseudo_labels"]), np.load(paths["pseudo_labels"]))
+        c2fpl_stage.run_stage(cfg, train, test, out, torch.device("cpu"))
+    assert (out / c2fpl_stage.PARTIAL).is_file() and not (out / c2fpl_stage.FILES["summary"]).exists()
+    np.testing.assert_array_equal(np.load(out / c2fpl_stage.FILES["pseudo_labels"]), np.load(paths["pseudo_labels"]))
     calls.clear()
-    monkeypatch.setattr(train_c2fpl.c2fpl, "pseudo_labels", None)  # the labels are reused, not made again
-    continued = train_c2fpl.run_stage(cfg, train, test, out, torch.device("cpu"))
+    monkeypatch.setattr(c2fpl_stage.c2fpl, "pseudo_labels", None)  # the labels are reused, not made again
+    continued = c2fpl_stage.run_stage(cfg, train, test, out, torch.device("cpu"))
     assert len(calls) == batches_per_epoch  # the second epoch only, from its start
-    assert not (out / train_c2fpl.PARTIAL).exists()
+    assert not (out / c2fpl_stage.PARTIAL).exists()
     weights = torch.load(continued["classifier"], weights_only=True)
     expected = torch.load(paths["classifier"], weights_only=True)
     assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in weights)
@@ -135,9 +136,9 @@ def test_stage_interrupted_while_labelling_keeps_nothing(stage, tmp_path, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_c2fpl.c2fpl, "pseudo_labels", interrupted)
+    monkeypatch.setattr(c2fpl_stage.c2fpl, "pseudo_labels", interrupted)
     with pytest.raises(Interrupted, match="before the pseudo labels were written: nothing kept"):
-        train_c2fpl.run_stage(cfg, train, None, tmp_path, torch.device("cpu"))
+        c2fpl_stage.run_stage(cfg, train, None, tmp_path, torch.device("cpu"))
     assert not list(tmp_path.iterdir())
 
 
@@ -145,7 +146,7 @@ def test_stage_needs_ranges(stage, tmp_path):
     cfg, _, _, _, _ = stage
     no_ranges = open_features(cfg.train_features)
     with pytest.raises(InputError, match="--train_ranges: C2FPL needs"):
-        train_c2fpl.run_stage(cfg, no_ranges, None, tmp_path, torch.device("cpu"))
+        c2fpl_stage.run_stage(cfg, no_ranges, None, tmp_path, torch.device("cpu"))
 
 
 def test_classifier_learns_separable_labels(tmp_path):
@@ -154,7 +155,7 @@ def test_classifier_learns_separable_labels(tmp_path):
     x = rng.random((600, 2, 256), dtype=np.float32)
     x[labels == 1, :, :32] += 1.0
     np.save(tmp_path / "x.npy", x)
-    classifier = train_c2fpl.train_classifier(open_features(str(tmp_path / "x.npy")), labels, seed=0,
+    classifier = c2fpl_stage.train_classifier(open_features(str(tmp_path / "x.npy")), labels, seed=0,
                                               recipe=Config().c2fpl_recipe)
     with torch.no_grad():
         scores = classifier(torch.from_numpy(x)).squeeze(-1).numpy()
@@ -166,7 +167,7 @@ def test_classifier_training_leaves_the_callers_random_state(stage):
     torch.manual_seed(123)
     before = torch.get_rng_state()
     recipe = dataclasses.replace(Config().c2fpl_recipe, epochs=1)
-    train_c2fpl.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, recipe=recipe)
+    c2fpl_stage.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, recipe=recipe)
     assert torch.equal(torch.get_rng_state(), before)
 
 
@@ -182,7 +183,7 @@ def test_classifier_trains_with_the_configured_recipe(stage, monkeypatch):
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
-    train_c2fpl.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, recipe=cfg.c2fpl_recipe,
+    c2fpl_stage.train_classifier(train, np.load(paths["pseudo_labels"]), seed=0, recipe=cfg.c2fpl_recipe,
                                  on_epoch=epochs.append)
     assert len(steps) == 2 * -(-train.n_snippets // 50) and [e["epoch"] for e in epochs] == [1, 2]
     group = epochs[-1]["optimizer"]["param_groups"][0]

@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
+from model.checkpoint import CheckpointError, detect_kind, infer_config, load_into, model_config, model_settings
 from model.frd import FRDUVAD, ModelConfig
 from model.scorer import C2FPLClassifier
-from utils.checkpoint import (detect_kind, infer_config, load_into, load_state_dict_file, model_config, model_settings,
-                              read_settings, remove_checkpoint, save_checkpoint, settings_path)
+from utils.checkpoint import load_state_dict_file, read_settings, remove_checkpoint, save_checkpoint, settings_path
 from utils.errors import InputError
 
 
@@ -66,7 +66,7 @@ def test_c2fpl_into_the_auxiliary_slot(tmp_path, prefix):
 
 def one_line_error(model: FRDUVAD, sd: dict, path) -> str:
     save_checkpoint(path, sd)
-    with pytest.raises(InputError) as info:
+    with pytest.raises(CheckpointError) as info:
         load_file(model, path)
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{path}: ")

@@ -17,9 +17,9 @@ from torch.nn.parallel import DistributedDataParallel
 import main
 import run_test
 from conftest import ROOT
+from engine.global_batch import GlobalBatchStatistics, global_batch_means
 from model.frd import FRDUVAD, BatchStatistics, ModelConfig
-from train import global_batch_means
-from utils.distributed import GlobalBatchStatistics, global_mean_std, setup, teardown
+from utils.distributed import global_mean_std, setup, teardown
 from utils.errors import InputError
 
 GLOBAL_BATCH, STEPS = 8, 4

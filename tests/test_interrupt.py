@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import main
-import train as trainer
 from conftest import ROOT
+from engine import trainer
 from test_train import TINY
 
 DROPOUT = ["--max_epoch", "1", "--keep_train_mode", "True"]  # dropout in every step: the random state matters

@@ -11,9 +11,9 @@ import torch
 
 import main
 import run_test
-import train as trainer
+from engine import trainer
+from engine.scoring import score_snippets
 from model.scorer import C2FPLClassifier
-from scoring import score_snippets
 from utils.checkpoint import load_state_dict_file, read_settings
 from utils.errors import InputError
 

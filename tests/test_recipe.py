@@ -14,15 +14,16 @@ import torch.nn.functional as F
 
 import main
 import run_test
-import train as trainer
 from dataset import synthetic
 from dataset.features import open_features
 from dataset.prepare import synthetic_spec
+from engine import trainer
+from model.checkpoint import model_settings
 from model.frd import FRDUVAD, ModelConfig
 from model.scorer import Scorer
 from test_interrupt import interrupt_optimizer_step
 from test_train import TINY
-from utils.checkpoint import model_settings, read_settings, save_checkpoint
+from utils.checkpoint import read_settings, save_checkpoint
 from utils.config import parse_config
 from utils.errors import InputError
 
@@ -235,7 +236,9 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
                          (["--recipe", "improved", "--aux", "none", "--aux_fallback", "True"],
                           "--aux_fallback: .* needs --aux c2fpl"),
                          (["--recipe", "improved", "--ema_decay", "1"], r"--ema_decay: must be in \[0, 1\)"),
-                         (["--aux", "none", "--score_fusion", "0.5"], "--score_fusion: .* needs --aux c2fpl"),
+                         (["--score_fusion", "0.5"], "--score_fusion: .* only --recipe improved writes"),
+                         (["--recipe", "improved", "--aux", "none", "--score_fusion", "0.5"],
+                          "--score_fusion: .* needs --aux c2fpl"),
                          (["--score_fusion", "1.5"], r"--score_fusion: must be in \[0, 1\]")):
         with pytest.raises(InputError, match=needle):
             parse_config(argv)

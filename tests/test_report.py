@@ -11,10 +11,10 @@ from sklearn.metrics import roc_curve
 
 import main
 import run_test
+from deploy.score import VideoReport
 from report.browser import check, find_chromium
 from report.data import Evaluated, evaluation_data, pack, pooled
 from report.page import render, write_evaluation_report, write_training_report, write_videos_report
-from score_video import VideoReport
 from tests.test_extract import moving_square
 from tests.test_score_video import setup  # noqa: F401  (the fixture: stand-in weights, a checkpoint, two videos)
 from tests.videos import write_video
@@ -178,6 +178,7 @@ def test_training_report_in_a_browser(tmp_path):
                 "recon_labels": 40 - i, "aux_labels": 30, "pseudo_labels": 20 - i, "labels_total": 192,
                 "auc_all": 0.6 + 0.02 * i, "ap": float("nan") if i == 3 else 0.3, "bank_size": 0,
                 "per_video_auc": [0.5]} for i in (3, 6, 9, 11)]
+    history[-1]["learned_nothing"] = {"findings": ["no anomalous pseudo label"], "likely_cause": "the features' scale"}
     page = write_training_report(tmp_path / "report.html", history, {"dataset_name": "synthetic", "lr": 0.001},
                                  "auc_all")
     result = check(page)
@@ -185,6 +186,7 @@ def test_training_report_in_a_browser(tmp_path):
     assert result["rows"] == 4 and result["charts"] == 3  # losses, pseudo labels, test metrics
     assert result["sorts"]["auc_all"]["order"] == ["11", "9", "6", "3"]
     assert result["sorts"]["ap"]["order"][-1] == "3"  # NaN (no value) last
+    assert result["warnings"] == ["Training learned nothing: no anomalous pseudo labellikely cause: the features' scale"]
 
 
 @needs_browser

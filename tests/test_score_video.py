@@ -9,11 +9,12 @@ import torch
 
 import extract_features
 import run_test
+from deploy.score import EventRules, score_video
+from model.checkpoint import model_settings
 from model.frd import FRDUVAD, ModelConfig
-from score_video import EventRules, score_video
 from tests.test_extract import moving_square
 from tests.videos import write_video
-from utils.checkpoint import model_settings, save_checkpoint
+from utils.checkpoint import save_checkpoint
 from utils.errors import InputError
 from utils.events import Event, EventTracker, find_events
 from video.annotate import annotated_video, draw_scores

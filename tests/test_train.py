@@ -8,10 +8,11 @@ import torch
 import main
 import run_test
 from dataset.prepare import open_test, prepare
+from engine.scoring import score_snippets
+from engine.trainer import TrainingError
+from model.checkpoint import CheckpointError, model_settings
 from model.frd import FRDUVAD, ModelConfig
-from scoring import score_snippets
-from train import TrainingError
-from utils.checkpoint import model_settings, read_settings, save_checkpoint
+from utils.checkpoint import read_settings, save_checkpoint
 from utils.config import parse_config
 from utils.errors import InputError
 from utils.metrics import frame_metrics
@@ -196,14 +197,14 @@ def test_run_test_names_settings_that_do_not_fit(full_run, tmp_path):
     path = tmp_path / "last.pkl"
     path.write_bytes((out / "last.pkl").read_bytes())
     (tmp_path / "last.yaml").write_text("feature_size: 256\ncross_clip: 4\nVitblock_num: 4\ncrops: 2\n")
-    with pytest.raises(InputError, match=r"last\.pkl: full checkpoint does not fit .* missing 22: "
+    with pytest.raises(CheckpointError, match=r"last\.pkl: full checkpoint does not fit .* missing 22: "
                                          r"decoder\.decoder_blocks\.2\."):
         run_test.load_model(str(path), torch.device("cpu"))
     (tmp_path / "last.yaml").write_text("feature_size: 256\ncross_clip: 3\nVitblock_num: 2\n")
     with pytest.raises(InputError, match=r"last\.yaml: no model for cross_clip=3, Vitblock_num=2"):
         run_test.load_model(str(path), torch.device("cpu"))
     (tmp_path / "last.yaml").write_text("feature_size: 256\ncrops: 2\n")
-    with pytest.raises(InputError, match=r"last\.yaml: no cross_clip, Vitblock_num: not the settings of an FRD-UVAD"):
+    with pytest.raises(CheckpointError, match=r"last\.yaml: no cross_clip, Vitblock_num: not the settings of an FRD-UVAD"):
         run_test.load_model(str(path), torch.device("cpu"))
 
 

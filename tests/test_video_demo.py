@@ -7,7 +7,7 @@ import yaml
 
 import main
 import run_test
-from dataset.video_demo import STANDIN_WEIGHTS, demo_dir
+from video.demo import STANDIN_WEIGHTS, demo_dir
 from utils.config import parse_config
 
 

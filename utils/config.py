@@ -247,8 +247,9 @@ class Config:
         0.5, "Where the average starts, as a fraction of the run's iterations (--max_epoch or --max_iters): from the "
              "first step after int(fraction * iterations).", "recipe", metavar="X")
     score_fusion: float = setting(
-        0.0, "Weight w of the C2FPL classifier in the test scores, (1 - w) * scorer + w * C2FPL (needs --aux c2fpl); "
-             "recorded beside every checkpoint, so run_test.py scores the same way.", "recipe", metavar="W")
+        0.0, "Weight w of the C2FPL classifier in selected.pkl's scores, (1 - w) * scorer + w * C2FPL, recorded in "
+             "selected.yaml so that run_test.py scores the same way; training, its evaluations, best_ckpt_*.pkl and "
+             "last.pkl stay the Scorer's alone (the improved recipe only, with --aux c2fpl).", "recipe", metavar="W")
     # Evaluation.
     ckpt_path: str | None = setting(
         None, "The checkpoint run_test.py evaluates: a full FRD-UVAD checkpoint or a scorer-only one (main.py "
@@ -641,6 +642,8 @@ def validate(cfg: Config) -> None:
         raise InputError("--aux_fallback", "the fallback is selected.pkl's, which only --recipe improved writes")
     if cfg.aux_fallback and cfg.aux != "c2fpl":
         raise InputError("--aux_fallback", f"falls back to the C2FPL classifier: needs --aux c2fpl, not {cfg.aux}")
+    if cfg.score_fusion and cfg.recipe != "improved":
+        raise InputError("--score_fusion", "the fusion is selected.pkl's, which only --recipe improved writes")
     if cfg.score_fusion and cfg.aux != "c2fpl":
         raise InputError("--score_fusion", f"fuses with the C2FPL classifier's scores: needs --aux c2fpl, not "
                                            f"{cfg.aux}")

@@ -12,7 +12,6 @@ import torch
 import torch.distributed as dist
 from torch.distributed import _functional_collectives as funcol
 
-from model.frd import BatchStatistics
 from utils.device import resolve_device
 from utils.errors import InputError
 
@@ -145,17 +144,6 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
     return torch.cat([part[:n] for part, n in zip(parts, sizes)])
-
-
-class GlobalBatchStatistics(BatchStatistics):
-    """The global batch of every process, for ``FRDUVAD.training_step`` under torchrun: the statistics
-    all-reduced (``global_mean_std``, with their gradients), the bank's new rows of every process in rank order."""
-
-    def mean_std(self, values: torch.Tensor, shared_from: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return global_mean_std(values, shared_from)
-
-    def gather(self, rows: torch.Tensor) -> torch.Tensor:
-        return gather_rows(rows)
 
 
 def own_share(rows: np.ndarray) -> np.ndarray:

@@ -440,6 +440,11 @@ function trainingPage(main) {
     main.append(el("p", {class: "note", text: "No test set: nothing was evaluated; the curves show the losses and the pseudo labels."}));
   }
   main.append(cards);
+  const problems = last.learned_nothing;  // the trainer's end-of-run check, when the run learned nothing
+  if (problems) {
+    main.append(el("div", {class: "warning"}, el("strong", {text: "Training learned nothing: "}),
+                   (problems.findings || []).join("; "), problems.likely_cause ? el("div", {}, "likely cause: " + problems.likely_cause) : null));
+  }
   if (!h.length) return null;
   const xmin = Math.min(...iters), xmax = Math.max(...iters, xmin + 1);
   const lines = (keys, o) => {
@@ -472,7 +477,8 @@ function trainingPage(main) {
   const columns = keys.map((k) => ({key: k, label: k, num: true, get: (r) => r[k], first: k === "iteration" ? "asc" : "desc",
     cell: (r) => (Number.isInteger(r[k]) ? String(r[k]) : fmt(r[k]))}));
   const t = table(columns, h.map((r) => ({...r, key: String(r.iteration)})), {id: "snapshots", sort: ["iteration", "asc"],
-    detail: (r) => infoList(Object.entries(r).filter(([k]) => k !== "key").map(([k, v]) => [k, typeof v === "number" && !Number.isInteger(v) ? fmt(v, 6) : String(v)]))});
+    detail: (r) => infoList(Object.entries(r).filter(([k]) => k !== "key").map(([k, v]) => [k,
+      typeof v === "number" && !Number.isInteger(v) ? fmt(v, 6) : (v !== null && typeof v === "object" ? JSON.stringify(v) : String(v))]))});
   main.append(t.node);
   return t;
 }
@@ -501,6 +507,7 @@ async function selftest(t) {
   result.charts = document.querySelectorAll("svg.chart").length;
   result.curves = document.querySelectorAll("svg.chart path.series").length;
   result.videos = document.querySelectorAll("video").length;
+  result.warnings = [...document.querySelectorAll(".warning")].map((w) => w.textContent);
   result.errors = ERRORS.slice();
   document.body.append(el("pre", {id: "selftest", text: JSON.stringify(result)}));
 }

@@ -3,12 +3,15 @@
 Generated videos (people walking; some run, fall, collide, or the light flickers) → I3D ResNet-50 features with
 **stand-in weights** (the parity rule's seeded values, not Kinetics weights: these features are not the field's)
 → the per-video layout main.py reads, with the test set's frame labels. Everything is written once into
-``data/video_demo/<specification>/`` and reused.
+``data/video_demo/<specification>/`` and reused. The commands call :func:`with_files` before ``dataset.prepare``.
 """
+import dataclasses
 from pathlib import Path
 
 import torch
 
+from dataset.layout import LIST_FILE
+from dataset.prepare import gives_data_paths
 from utils.config import Config
 from utils.device import resolve_device
 from utils.errors import InputError
@@ -17,7 +20,7 @@ from video.backbones import build_backbone, standin_i3d_state_dict
 from video.extract import Extractor
 from video.presets import PRESETS
 from video.scenes import write_demo_set
-from video.writer import LIST_FILE, extract_videos, write_index
+from video.writer import extract_videos, write_index
 
 STANDIN_WEIGHTS = "i3d_r50_standin.pth"
 WARNING = ("video demo: I3D features from STAND-IN weights (seeded values, not Kinetics-trained): they show the "
@@ -52,3 +55,12 @@ def ensure(cfg: Config) -> dict[str, str]:
     return {"train_list": str(root / "features" / "train" / LIST_FILE),
             "test_list": str(root / "features" / "test" / LIST_FILE),
             "test_gt": str(root / "videos" / "test_gt.npy"), "weights": str(weights)}
+
+
+def with_files(cfg: Config) -> Config:
+    """``cfg`` with the demo's files filled in (made when missing) when it is ``--dataset_name video_demo`` with no
+    data path of the user's; else ``cfg`` as it is."""
+    if cfg.dataset_name != "video_demo" or gives_data_paths(cfg):
+        return cfg
+    files = ensure(cfg)
+    return dataclasses.replace(cfg, **{key: files[key] for key in ("train_list", "test_list", "test_gt")})

@@ -1,0 +1,1 @@
+"""A trained model on video files and live streams: scores, events, timelines."""
