@@ -1,10 +1,15 @@
-"""What a label-free fusion of the Scorer with the C2FPL classifier would have given, run by run, next to what the
-training data say about the two (the signals a recipe may use): after ``benchmarks.recipe_variants``.
+"""What a label-free fusion of the Scorer with the C2FPL classifier gives, run by run, next to what the training data
+say about the two (the signals a recipe may use): after ``benchmarks.recipe_variants``.
 
-For each finished run under OUT (``<variant>/<recipe>/seed<N>/``), its last.pkl is scored on the test set with
-fusion weights w (``(1 − w)·Scorer + w·C2FPL``) and, on the training snippets (no label), the share the Scorer
-flags (score ≥ 0.5), the share the C2FPL classifier flags, and the two scorers' Spearman correlation; the four
-score arrays are kept beside the run (fusion_scores.npz) for rules of one's own.
+For each finished run under OUT (``<variant>/<recipe>/seed<N>/``), its last.pkl scores the test set and a seeded
+sample of the training snippets (the improved recipe's check sample) with the Scorer and with the C2FPL classifier
+alone, once (kept beside the run, fusion_scores.npz, for rules of one's own). The table gives, on the training
+snippets (no label), the share each flags (score ≥ 0.5) and their Spearman correlation, then the test AUC of the
+fused score ``(1 − w)·Scorer + w·C2FPL`` for several w (w = 0: last.pkl as trained). A second table gives, per
+variant and seed, the release recipe's best-on-test and last AUC against what ``--recipe improved`` makes of the same
+training (its training, evaluations and last.pkl are the release's): selected.pkl, the recipe's fusion weight, or the
+C2FPL classifier alone where the Scorer flags none of the sample; and whether it keeps the rule "selected ≥ last −
+0.005" (do no harm).
 
     python -m benchmarks.recipe_fusion --out runs/rv
 """
@@ -19,11 +24,14 @@ from scipy.stats import spearmanr
 from benchmarks.common import ROOT
 from dataset.prepare import open_test, open_train
 from engine.scoring import score_snippets
+from engine.trainer import CHECK_SNIPPETS
 from run_test import load_model
-from utils.config import parse_config
+from utils.config import RECIPES, parse_config
 from utils.metrics import frame_metrics
 
-WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
+HARM = 0.005  # selected may lose at most this much against last.pkl
+WEIGHTS = (0.0, RECIPES["improved"]["score_fusion"], 0.01, 0.1, 0.25, 1.0)
+SCORES = "fusion_scores.npz"
 
 
 def both_scores(model, source, rows=None) -> tuple[np.ndarray, np.ndarray]:
@@ -34,23 +42,56 @@ def both_scores(model, source, rows=None) -> tuple[np.ndarray, np.ndarray]:
     return scorer, c2fpl
 
 
+def run_scores(folder: Path) -> dict[str, np.ndarray]:
+    """The run's four score arrays (training sample and test set, each scorer), computed once and kept."""
+    path = folder / SCORES
+    if not path.is_file():
+        cfg = parse_config(["--config", str(folder / "config.yaml")])
+        model = load_model(str(folder / "last.pkl"), torch.device("cpu"))
+        train = open_train(cfg)
+        rows = np.arange(train.n_snippets)
+        if len(rows) > CHECK_SNIPPETS:
+            rows = np.sort(np.random.default_rng(cfg.seed).choice(rows, CHECK_SNIPPETS, replace=False))
+        s_train, c_train = both_scores(model, train, rows)
+        test = open_test(cfg)
+        s_test, c_test = both_scores(model, test.source, test.rows)
+        np.savez(path, scorer_train=s_train, c2fpl_train=c_train, scorer_test=s_test, c2fpl_test=c_test)
+    return dict(np.load(path))
+
+
 def study(folder: Path) -> dict:
-    """One run's fused test AUCs and training-data signals."""
+    """One run's training-data signals and fused test AUCs."""
     cfg = parse_config(["--config", str(folder / "config.yaml")])
-    model = load_model(str(folder / "last.pkl"), torch.device("cpu"))
-    train = open_train(cfg)
-    rows = np.arange(train.n_snippets)
-    if len(rows) > 8192:
-        rows = np.sort(np.random.default_rng(cfg.seed).choice(rows, 8192, replace=False))
-    s_train, c_train = both_scores(model, train, rows)
     test = open_test(cfg)
-    s_test, c_test = both_scores(model, test.source, test.rows)
-    np.savez(folder / "fusion_scores.npz", scorer_train=s_train, c2fpl_train=c_train, scorer_test=s_test,
-             c2fpl_test=c_test)
-    aucs = {w: frame_metrics((1 - w) * s_test + w * c_test, test.labels, test.ranges)["auc_all"] for w in WEIGHTS}
-    return {"run": str(folder.relative_to(folder.parents[2])), "scorer_flags": float(np.mean(s_train >= 0.5)),
-            "c2fpl_flags": float(np.mean(c_train >= 0.5)),
-            "spearman": float(spearmanr(s_train, c_train).statistic), **{f"w{w}": a for w, a in aucs.items()}}
+    d = run_scores(folder)
+    s, c = d["scorer_train"], d["c2fpl_train"]
+    aucs = {w: frame_metrics((1 - w) * d["scorer_test"] + w * d["c2fpl_test"], test.labels, test.ranges)["auc_all"]
+            for w in WEIGHTS}
+    fallback = not np.any(s >= 0.5)  # the improved recipe's check: the Scorer learned nothing
+    w = 1.0 if fallback else RECIPES["improved"]["score_fusion"]
+    selected = frame_metrics((1 - w) * d["scorer_test"] + w * d["c2fpl_test"], test.labels, test.ranges)["auc_all"]
+    done = json.loads((folder / "recipe_variants.json").read_text())
+    return {"run": str(folder.relative_to(folder.parents[2])), "variant": folder.parents[1].name, "seed": done["seed"],
+            "scorer_flags": float(np.mean(s >= 0.5)), "c2fpl_flags": float(np.mean(c >= 0.5)),
+            "spearman": float(spearmanr(s, c).statistic), "aucs": aucs, "best": done["best"], "last": done["last"],
+            "selected": selected, "fallback": fallback, "c2fpl": aucs[1.0]}
+
+
+def recipe_table(results: list[dict]) -> str:
+    """Per variant and seed: release best-on-test and last, improved selected, C2FPL alone, the rule kept; then the
+    variants' means."""
+    lines = ["| variant | seed | release: best on test | release: last | improved: selected | C2FPL alone | "
+             "selected − last |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        mark = "" if r["selected"] >= r["last"] - HARM else " **(harm)**"
+        note = " (fallback)" if r["fallback"] else ""
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['best']:.4f} | {r['last']:.4f} | {r['selected']:.4f}{note} "
+                     f"| {r['c2fpl']:.4f} | {r['selected'] - r['last']:+.4f}{mark} |")
+    keys = ("best", "last", "selected", "c2fpl")
+    means = [np.mean([r[k] for r in results]) for k in keys]
+    lines.append(f"| **all** | {len(results)} runs | " + " | ".join(f"{m:.4f}" for m in means)
+                 + f" | worst {min(r['selected'] - r['last'] for r in results):+.4f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -62,12 +103,16 @@ def main() -> None:
     print("| run | Scorer flags (train) | C2FPL flags (train) | Spearman (train) | "
           + " | ".join(f"AUC w={w}" for w in WEIGHTS) + " |")
     print("|---|---|---|---|" + "---|" * len(WEIGHTS))
+    results = []
     for folder in folders:
-        cache = folder / "recipe_fusion.json"
-        r = json.loads(cache.read_text()) if cache.is_file() else study(folder)
-        cache.write_text(json.dumps(r) + "\n")
+        r = study(folder)
+        results.append(r)
         print(f"| {r['run']} | {r['scorer_flags']:.4f} | {r['c2fpl_flags']:.4f} | {r['spearman']:.3f} | "
-              + " | ".join(f"{r[f'w{w}']:.4f}" for w in WEIGHTS) + " |", flush=True)
+              + " | ".join(f"{r['aucs'][w]:.4f}" for w in WEIGHTS) + " |", flush=True)
+    if results:
+        print(f"\nthe improved recipe on the same trainings (selected.pkl: w = {RECIPES['improved']['score_fusion']}, "
+              "or the C2FPL classifier alone where the Scorer flags no training snippet)\n")
+        print(recipe_table(results))
 
 
 if __name__ == "__main__":

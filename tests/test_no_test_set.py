@@ -15,7 +15,10 @@ from engine import trainer
 from engine.scoring import score_snippets
 from model.scorer import C2FPLClassifier
 from utils.checkpoint import load_state_dict_file, read_settings
+from utils.config import RECIPES
 from utils.errors import InputError
+
+FUSION = RECIPES["improved"]["score_fusion"]  # selected.pkl's weight of the C2FPL classifier
 
 LENGTHS = [20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 30, 30]  # 350 snippets: 6 batches of (at most) 64 per epoch
 N, CROSS_CLIP, BATCH = sum(LENGTHS), 4, 64
@@ -133,14 +136,14 @@ def test_training_without_a_test_set(own, no_test):
     assert selected.pop("fallback") == {"snippets": N, "flagged": pytest.approx(selected_flagged(out, own), abs=1e-6),
                                         "spread": pytest.approx(selected_spread(out, own), abs=1e-5),
                                         "learned_nothing": False}
-    assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "score_fusion": 0.25,
+    assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "score_fusion": FUSION,
                         "extraction": SETTINGS}
     assert read_settings(f"{own['c2fpl']}/UCFfinal.pkl")["extraction"] == SETTINGS
     assert "no test set given: nothing was evaluated, so no AUC is reported" in printed
     assert "baselines (feature norm, C2FPL classifier alone) skipped: they need a test set" in printed
     assert f"the checkpoint to use: {out / 'selected.pkl'}" in printed
     model = run_test.load_model(str(out / "selected.pkl"), torch.device("cpu"))
-    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, 0.25)
+    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, FUSION)
     assert model.score(torch.zeros(3, 2, 256)).shape == (3,)
 
 

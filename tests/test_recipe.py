@@ -29,7 +29,7 @@ from utils.errors import InputError
 
 # 11 iterations (one epoch), evaluations at 3, 6, 9, 11; the average starts after iteration int(0.5 · 11) = 5.
 IMPROVED = [*TINY, "--aux", "c2fpl", "--max_epoch", "1", "--recipe", "improved"]
-RUN = [*IMPROVED, "--ema_decay", "0.995", "--ema_start", "0.5", "--score_fusion", "0.25"]
+RUN = [*IMPROVED, "--ema_decay", "0.995", "--ema_start", "0.5", "--score_fusion", "0.25"]  # not the defaults
 ITERATIONS, START, DECAY = 11, 5, 0.995
 RELEASE_SETTINGS = {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2}
 
@@ -224,13 +224,13 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
         "release", 0.0, False, 0.0)
     improved = parse_config(["--recipe", "improved"])
     assert (improved.ema_decay, improved.keep_train_mode, improved.score_fusion, improved.aux_fallback) == (
-        0.0, False, 0.25, True)
+        0.0, False, 0.001, True)
     without = parse_config(["--recipe", "improved", "--aux", "none"])
     assert (without.aux_fallback, without.score_fusion) == (False, 0.0)
     user = tmp_path / "mine.yaml"
     user.write_text("recipe: improved\nema_decay: 0.9\n")
     mine = parse_config(["--config", str(user), "--keep_train_mode", "True", "--aux_fallback", "False"])
-    assert (mine.ema_decay, mine.keep_train_mode, mine.aux_fallback, mine.score_fusion) == (0.9, True, False, 0.25)
+    assert (mine.ema_decay, mine.keep_train_mode, mine.aux_fallback, mine.score_fusion) == (0.9, True, False, 0.001)
     for argv, needle in ((["--ema_decay", "0.9"], "--ema_decay: the average goes into selected.pkl"),
                          (["--aux_fallback", "True"], "--aux_fallback: .* only --recipe improved writes"),
                          (["--recipe", "improved", "--aux", "none", "--aux_fallback", "True"],
@@ -296,14 +296,19 @@ def test_interrupted_improved_run_resumes_like_the_uninterrupted_one(runs, monke
 
 
 def test_improved_defaults_train_like_release_and_select_last(runs):
-    """The improved recipe's defaults change no step of training: its last.pkl is the release recipe's, byte for
-    byte, and selected.pkl holds last.pkl's weights, scored by the C2FPL classifier alone (``score_fusion`` 1, in
-    place of the recipe's 0.25) exactly when the Scorer flags no training snippet (three steps in, it flags none)."""
+    """The improved recipe's defaults change no step of training nor evaluation: its metrics, best_ckpt_*.pkl and
+    last.pkl are the release recipe's, byte for byte, and selected.pkl holds last.pkl's weights, scored by the C2FPL
+    classifier alone (``score_fusion`` 1, in place of the recipe's 0.001) exactly when the Scorer flags no training
+    snippet (three steps in, it flags none)."""
     root = runs["root"]
     release, improved = root / "release_3", root / "improved_3"
     train(release, runs["data"], root / "c2fpl_true", "--recipe", "release", "--max_iters", "3", run=IMPROVED)
     train(improved, runs["data"], root / "c2fpl_true", "--max_iters", "3", run=IMPROVED)
     assert (improved / "last.pkl").read_bytes() == (release / "last.pkl").read_bytes()
+    assert records(improved) == records(release)  # the same evaluations: the fusion is selected.pkl's alone
+    best = sorted(p.name for p in release.glob("best_ckpt_*.pkl"))
+    assert best and sorted(p.name for p in improved.glob("best_ckpt_*.pkl")) == best
+    assert (improved / best[0]).read_bytes() == (release / best[0]).read_bytes()
     selected, last = load(improved / "selected.pkl"), load(improved / "last.pkl")
     assert selected.keys() == last.keys() and all(torch.equal(selected[k], last[k]) for k in last)
     settings = read_settings(improved / "selected.pkl")

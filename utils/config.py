@@ -28,7 +28,7 @@ DATASET_ALIASES = {"ucf": "ucfcrime", "ucf-crime": "ucfcrime", "ucf_crime": "ucf
 SELECT_METRICS = {"auc": ("auc_all", "AUC"), "ap": ("ap", "AP")}
 # --recipe: the settings each recipe changes from the built-in and configs/<dataset>.yaml defaults.
 RECIPES = {"release": {},
-           "improved": {"keep_train_mode": False, "score_fusion": 0.25, "aux_fallback": True}}
+           "improved": {"keep_train_mode": False, "score_fusion": 0.001, "aux_fallback": True}}
 COMMANDS = ("train", "test")  # main.py, run_test.py
 # Help groups in the order --help lists them: (title, description, shown by run_test.py).
 GROUPS = {
