@@ -28,8 +28,8 @@ from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
-from utils.outputs import check_outputs
 from utils.metrics import FRAMES_PER_SNIPPET
+from utils.outputs import check_outputs
 from video.annotate import MUXERS
 from video.backbones import BACKBONES, build_backbone
 from video.decode import VideoError

@@ -165,9 +165,10 @@ class ScorerAverage:
 
 
 def scorer_check(model: FRDUVAD, source: FeatureSource, device: torch.device, amp: str, seed: int) -> dict:
-    """The improved recipe's label-free check of the Scorer on a seeded sample of ``CHECK_SNIPPETS`` training
-    snippets: the share it flags (score ≥ 0.5), the spread of its scores, and ``learned_nothing`` when it flags
-    none of them (it was trained to flag its pseudo labels; flagging nothing, it ranks by noise)."""
+    """The label-free check of the Scorer (the improved recipe's fallback, the end of training's learning check) on a
+    seeded sample of ``CHECK_SNIPPETS`` training snippets (``check_rows``): the share it flags (score ≥ 0.5), the
+    spread of its scores, and ``learned_nothing`` when it flags none of them (it was trained to flag its pseudo
+    labels; flagging nothing, it ranks by noise)."""
     rows = check_rows(source.n_snippets, seed)
     was_training = model.training
     model.eval()
@@ -475,7 +476,7 @@ class Trainer:
         p, total = self.progress, self.total_iterations
         last_auc = p.history[-1].get("auc_all", float("nan")) if p.history else float("nan")
         bar = progress_bar(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
-                       disable=not self.dist.is_main)
+                           disable=not self.dist.is_main)
 
         def due() -> bool:
             return p.iteration % self.cfg.snapshot == 0 or p.iteration == total

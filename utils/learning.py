@@ -24,10 +24,11 @@ def learning_problems(records: list[dict], check: dict, scale: float, feature_si
     training snippets. Learning nothing is no anomalous pseudo label over the run, or a Scorer that flags none of
     the training snippets (its scores then all alike); a loss that did not fall is reported alongside."""
     findings = []
-    labels = sum(r["pseudo_labels"] for r in records)
-    if labels == 0:
-        findings.append(f"0 of {sum(r['labels_total'] for r in records)} pseudo labels anomalous (reconstruction "
-                        f"{sum(r['recon_labels'] for r in records)}, auxiliary {sum(r['aux_labels'] for r in records)})")
+    total = {key: sum(r[key] for r in records) for key in ("pseudo_labels", "labels_total", "recon_labels",
+                                                           "aux_labels")}
+    if total["pseudo_labels"] == 0:
+        findings.append(f"0 of {total['labels_total']} pseudo labels anomalous (reconstruction "
+                        f"{total['recon_labels']}, auxiliary {total['aux_labels']})")
     if check["learned_nothing"]:
         spread = "every score the same" if check["spread"] < 1e-3 else f"score spread {check['spread']:.3g}"
         findings.append(f"the Scorer flags none of {check['snippets']} training snippets ({spread})")

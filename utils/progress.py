@@ -15,32 +15,34 @@ LOG_INTERVAL = 30.0  # seconds between two lines of a progress display in a log
 
 class LogProgress(tqdm):
     """tqdm for a stream that is not a terminal: a line (``desc: n/total [elapsed, rate, postfix]``) at most every
-    ``interval`` seconds, however often it is updated or refreshed, and the last state on ``close``."""
+    ``interval`` seconds, however often it is updated or refreshed, none while the count stands still, and the last
+    state on ``close``."""
 
     _next_line = float("inf")  # no line before __init__ has set the clock (tqdm displays from inside it)
 
     def __init__(self, *args: Any, interval: float = LOG_INTERVAL, **kwargs: Any) -> None:
         kwargs.setdefault("mininterval", interval)
         kwargs.setdefault("maxinterval", interval)
-        self._interval, self._last_n = interval, None
+        self._interval, self._last = interval, None  # the (count, postfix) of the last line
         super().__init__(*args, **kwargs)
         self._next_line = time.monotonic() + interval
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
-        """A line when the interval has passed; ``msg`` (tqdm's clearing and overflow messages) is never written."""
-        if msg is None and time.monotonic() >= self._next_line:
+        """A line when the interval has passed and the count moved; ``msg`` (tqdm's clearing and overflow messages)
+        is never written."""
+        if msg is None and time.monotonic() >= self._next_line and (self._last is None or self.n != self._last[0]):
             self._line()
         return False
 
     def close(self) -> None:
         shown = not self.disable and self._time() - self.start_t >= self.delay  # tqdm's delay: nothing before it
-        if shown and self.leave is not False and self.n != self._last_n:
+        if shown and self.leave is not False and (self.n, self.postfix) != self._last:
             self._line()
         self.leave = False  # tqdm's own close then writes nothing (display returns False: no clearing "\r")
         super().close()
 
     def _line(self) -> None:
-        self._last_n, self._next_line = self.n, time.monotonic() + self._interval
+        self._last, self._next_line = (self.n, self.postfix), time.monotonic() + self._interval
         self.fp.write(self.__str__() + "\n")
         self.fp.flush()
 
