@@ -30,8 +30,8 @@ from tqdm import tqdm
 from dataset.c2fpl import snippet_norms
 from utils.errors import InputError
 from utils.io import atomic_path, save_json, save_npy
-from utils.metrics import FRAMES_PER_SNIPPET
 from utils.ranges import ranges_from_lengths
+from utils.snippet import FRAMES_PER_SNIPPET
 
 FILES: dict[str, str] = {
     "train_features": "concat_UCF.npy",

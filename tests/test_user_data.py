@@ -71,7 +71,7 @@ def test_c2fpl_stage_needs_only_training_features_and_ranges(in_tmp):
                "--c2fpl_epochs", "1", "--output_dir", str(out)])
     summary = json.loads((out / "c2fpl_summary.json").read_text())
     assert summary["snippets"] == 50 and "classifier_test" not in summary
-    assert torch.load(out / "UCFfinal.pkl", weights_only=True)["fc1.weight"].shape == (512, 512)
+    assert torch.load(out / "c2fpl_classifier.pkl", weights_only=True)["fc1.weight"].shape == (512, 512)
     assert not (in_tmp / "data").exists()
 
 

@@ -16,7 +16,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-SNIPPET = 16  # frames per snippet
+from utils.snippet import FRAMES_PER_SNIPPET as SNIPPET
 TORCHVISION_ORDER = ("tl", "tr", "bl", "br", "c")  # torchvision's five_crop / TenCrop
 GOWTHAM_ORDER = ("tl", "tr", "c", "bl", "br")
 
