@@ -1,7 +1,7 @@
 """FRD-UVAD from the command line: configuration → data → model (+ auxiliary) → training.
 
     python main.py                                  # the synthetic default, end to end
-    python main.py --dataset_name ucfcrime ...      # the paper's command (README)
+    python main.py --dataset_name ucfcrime ...      # the paper's command (docs/training.md)
     python main.py --dataset_name custom --train_list OUT/features.list   # your own features, no test set
     python main.py --stage data --output_dir DIR    # write the synthetic dataset into DIR
     python main.py --stage c2fpl                    # C2FPL pseudo labels and classifier only

@@ -1,4 +1,4 @@
-"""Seeded I3D-like synthetic data in the UCF-Crime concatenated layout (see DATA.md).
+"""Seeded I3D-like synthetic data in the UCF-Crime concatenated layout (see docs/data.md).
 
 Each snippet's pre-activation feature is
 ``h = energy_v * (m + scene_v) + W (lam * z_t) + crop_{v,c} + noise``: a global mean
