@@ -1,4 +1,5 @@
 """Training and evaluation end to end on a tiny synthetic set: outputs, resume, errors, run_test.py."""
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import run_test
 from dataset import synthetic
 from dataset.prepare import open_test, prepare, synthetic_spec
 from engine.scoring import score_snippets
-from engine.trainer import TrainingError
+from engine.trainer import TrainingError, TrainingProgress
 from model.checkpoint import CheckpointError, model_settings
 from model.frd import FRDUVAD, ModelConfig
 from utils.checkpoint import read_settings, save_checkpoint
@@ -236,3 +237,11 @@ def test_run_test_applies_the_metric_settings(data_dir, full_run, tmp_path):
     for key in ("auc_abn", "far_all"):
         assert reported[key] == pytest.approx(expected[key], abs=1e-12)
     assert (reported["auc_abn"], reported["far_all"]) != (default["auc_abn"], default["far_all"])
+
+
+def test_resume_files_that_name_the_best_value_best_auc_still_load():
+    older = {"iteration": 6, "epoch": 1, "batch_in_epoch": 0, "best_auc": 0.91, "best_iteration": 3,
+             "best_file": "best_ckpt_0.9100.pkl", "history": []}
+    progress = TrainingProgress.from_state(older)
+    assert (progress.best_value, progress.best_iteration, progress.iteration) == (0.91, 3, 6)
+    assert TrainingProgress.from_state(dataclasses.asdict(progress)) == progress
