@@ -14,6 +14,7 @@ from dataset.layout import CONCAT_FILE, LIST_FILE, RANGES_FILE
 from utils.config import CliParser
 from utils.distributed import gather_objects, setup, teardown
 from utils.errors import InputError
+from utils.outputs import check_outputs
 from video.backbones import BACKBONES, build_backbone
 from video.extract import Extractor
 from video.files import find_videos
@@ -52,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise InputError("--fps", f"must be positive, got {args.fps}")
     if args.preset and args.backbone != "i3d_r50":
         raise InputError("--preset", f"applies to i3d_r50; {args.backbone} uses its weights' own preprocessing")
+    check_outputs({"--output_dir": args.output_dir})
     return args
 
 

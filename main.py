@@ -27,12 +27,14 @@ from engine.trainer import (RESUME_FILE, SELECTED_FILE, Callback, Trainer, Train
                             default_output_dir, seed_everything)
 from model.checkpoint import CheckpointError, load_into
 from model.frd import FRDUVAD, ModelConfig
-from utils.checkpoint import load_state_dict_file
+from report import write_training_report
+from utils.checkpoint import load_state_dict_file, read_settings
 from utils.config import SELECT_METRICS, Config, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
 from utils.io import fingerprint, save_text
+from utils.outputs import check_outputs
 
 AUX_MODEL = {"c2fpl": "c2fpl", "frd": "labels", "none": "none"}
 
@@ -66,6 +68,13 @@ def c2fpl_dir(cfg: Config) -> str:
     return str(Path("ckpt") / cfg.dataset_name / "c2fpl" / f"{train.stem}-{fingerprint(path=str(train))[:8]}")
 
 
+def check_output_folders(cfg: Config) -> None:
+    """Every folder the command writes into is a folder (or can be made one), checked before any work: the run's
+    (``ckpt/<dataset>/`` when none is given), the C2FPL stage's and the synthetic dataset's."""
+    run = cfg.output_dir or (None if cfg.resume else str(Path("ckpt") / cfg.dataset_name))
+    check_outputs({"--output_dir": run, "--c2fpl_dir": cfg.c2fpl_dir, "--synthetic_dir": cfg.synthetic_dir})
+
+
 def load_aux_labels(path: str, n_snippets: int) -> np.ndarray:
     """``--aux_labels``: (N,) per-snippet 0/1 labels of the training set."""
     if not Path(path).is_file():
@@ -83,7 +92,7 @@ def model_config(cfg: Config) -> ModelConfig:
     return ModelConfig(feature_size=cfg.feature_size, cross_clip=cfg.cross_clip, vitblock_num=cfg.Vitblock_num,
                        lab=cfg.lab, lab_type=cfg.lab_type, delta=cfg.delta, lambdas=cfg.lambdas,
                        aux=AUX_MODEL[cfg.aux], checkpoint_blocks=cfg.checkpoint_blocks,
-                       bank_capacity=int(cfg.max_seqlen * cfg.beta), score_fusion=cfg.score_fusion)
+                       bank_capacity=int(cfg.max_seqlen * cfg.beta))
 
 
 def build_model(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device) -> FRDUVAD:
@@ -115,9 +124,11 @@ def baselines(model: FRDUVAD, cfg: Config, test: TestSet, device: torch.device) 
 
 
 def selected_metrics(cfg: Config, test: TestSet, device: torch.device, out_dir: Path) -> dict:
-    """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it."""
-    model = FRDUVAD(model_config(cfg))
+    """The test metrics of the improved recipe's ``selected.pkl``, scored as run_test.py scores it (with the fusion
+    weight its settings file records)."""
     path = out_dir / SELECTED_FILE
+    fusion = float(read_settings(path).get("score_fusion", 0.0))
+    model = FRDUVAD(dataclasses.replace(model_config(cfg), score_fusion=fusion))
     load_into(model, load_state_dict_file(path), kind="full", source=path)
     return score_test_set(model.to(device).eval(), cfg, test, device)[1]
 
@@ -142,6 +153,14 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, 
     print(f"{label:<{width}}  " + " / ".join(f"{last[k]:.4f}" for k, _ in others))
     chosen = f"; chosen with no test label: {SELECTED_FILE}" if selected is not None else ""
     print(f"outputs: {out_dir}  (best checkpoint {progress.best_file}{chosen})")
+
+
+def print_learning_warning(record: dict) -> None:
+    """The warning of a run that learned nothing (``record``: its last metrics.jsonl record), if it did not."""
+    problems = record.get("learned_nothing")
+    if problems:
+        print(f"\nwarning: training learned nothing: {'; '.join(problems['findings'])}\n"
+              f"likely cause: {problems['likely_cause']} (metrics.jsonl, \"learned_nothing\")")
 
 
 def checkpoint_to_use(cfg: Config) -> str:
@@ -193,6 +212,11 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
     elif info.is_main:
         selected = selected_metrics(cfg, test, device, out_dir) if cfg.recipe == "improved" else None
         print_summary(progress, baselines(model, cfg, test, device), cfg, out_dir, selected)
+    if info.is_main:
+        print_learning_warning(progress.history[-1])
+    if info.is_main and cfg.report:
+        write_training_report(out_dir / "report.html", progress.history, cfg.to_dict(),
+                              SELECT_METRICS[cfg.select_metric][0])
     if info.is_main and cfg.dataset_name == "video_demo":
         from video import demo as video_demo  # PyAV and torchvision load only for the video demo
         ckpt = out_dir / checkpoint_to_use(cfg)
@@ -212,6 +236,7 @@ def main(argv: list[str] | None = None, callbacks: Sequence[Callback] = ()) -> N
             raise InputError(resume, "resume file not found")
         cfg = parse_config([*argv, "--config", str(resume.parent / "config.yaml")],
                            description=__doc__.splitlines()[0], overrides={"max_iters": None})
+    check_output_folders(cfg)
     if launched_by_torchrun() and cfg.stage != "train":
         raise InputError("--stage", f"{cfg.stage} runs in one process; torchrun is for --stage train")
     info, device = setup(cfg.device, cfg.max_seqlen)

@@ -21,11 +21,14 @@ from deploy.score import (EventRules, clock, live_name, print_report, resolve_ex
 from engine.scoring import score_snippets, score_test_set, scorer
 from model.checkpoint import CheckpointError, detect_kind, infer_config, load_into, model_config
 from model.frd import FRDUVAD, ModelConfig
+from report import write_test_report, write_videos_report
+from report.data import Evaluated
 from utils.checkpoint import load_state_dict_file, read_settings, settings_path
 from utils.config import SELECT_METRICS, Config, parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
+from utils.outputs import check_outputs
 from utils.snippet import FRAMES_PER_SNIPPET
 from video.annotate import MUXERS
 from video.backbones import BACKBONES, build_backbone
@@ -152,11 +155,12 @@ def compare_run(argv: list[str], flags: argparse.ArgumentParser, run_dir: Path, 
     size = next(iter(models.values())).config.feature_size
     cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)), {*cfg.given, "feature_size"})
     test = open_test(cfg, check_size=False)
-    results = {}
+    results, scored = {}, []
     for path, label_free in found:
         check_size(models[path], str(path), test.source)
-        metrics = score_test_set(models[path], cfg, test, device)[1]
+        scores, metrics = score_test_set(models[path], cfg, test, device)
         results[path.name] = {"label_free": label_free, **{k: v for k, v in metrics.items() if k != "per_video_auc"}}
+        scored.append(Evaluated(path.name, scores, metrics, label_free))
     print(f"run {run_dir}: {test.n_snippets} test snippets, {FRAMES_PER_SNIPPET * test.n_snippets} frames")
     width = max(len(name) for name in results)
     print(f"{'checkpoint':<{width}}  AUC     AUC_abn AP      label-free")
@@ -165,12 +169,21 @@ def compare_run(argv: list[str], flags: argparse.ArgumentParser, run_dir: Path, 
         print(f"{name:<{width}}  {m['auc_all']:.4f}  {m['auc_abn']:.4f}  {m['ap']:.4f}  {how}")
     if metrics_out:
         save_json(metrics_out, {"run_dir": str(run_dir), "test_features": test.source.path, "checkpoints": results})
+    if cfg.report:
+        write_test_report(report_folder(metrics_out, None, cfg.output_dir) or run_dir, scored, test,
+                          cfg.label_threshold, f"run {run_dir}")
+
+
+def report_folder(metrics_out: str | None, plot: str | None, output_dir: str | None) -> Path | None:
+    """Where a test-set evaluation's report goes: beside --metrics_out, else into --plot, else --output_dir."""
+    return Path(metrics_out).parent if metrics_out else Path(plot or output_dir) if plot or output_dir else None
 
 
 def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device: torch.device) -> None:
     """``--video`` / ``--stream``: each video extracted, scored and reported into ``--output_dir/<name>/``."""
     if not cfg.output_dir:
         raise InputError("--output_dir", "say where the results go: each video's in OUTPUT_DIR/<video name>/")
+    check_outputs({"--output_dir": cfg.output_dir})
     if extra.annotate and Path(extra.annotate).suffix.lower() not in MUXERS:
         raise InputError("--annotate", f"a file name ending in {', '.join(MUXERS)}, got {extra.annotate!r}")
     live = bool(extra.stream) or "://" in (extra.video or "")
@@ -186,6 +199,8 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     if how["weights"] and how["weights"] != backbone.weights_id:
         print(f"note: these {backbone.name} weights ({backbone.weights_id}) are not the ones its training features "
               f"were made with ({how['weights']})")
+    for note in how["notes"]:
+        print(note)
     preset = preset_for(backbone.name, backbone.preprocessing, how["preset"])
     extractor = Extractor(backbone, preset, how["crops"], extra.video_batch_size or (1 if live else 4), device,
                           cfg.amp, how["fps"], chunk=4 if live else 32)
@@ -197,7 +212,9 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
     sources = [(extra.stream or extra.video, live_name(extra.stream or extra.video))] if live \
         else find_videos(extra.video)
     reports, problems = [], []
-    for video, name in sources:
+    for i, (video, name) in enumerate(sources, 1):
+        if not live:
+            print(f"video {i}/{len(sources)}: {video}", flush=True)
         try:
             report = score_video(extractor, score, video, name, out / name, rules, device, live=live,
                                  paced=bool(extra.stream), annotate=extra.annotate,
@@ -212,12 +229,14 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
         reports.append(report)
         print_report(report)
         if live:
-            print(speed_line(report, extractor.batch_size))
+            print(speed_line(report, extractor))
         if report.stopped == "interrupted":
             break
     if reports:
         write_summaries(out, reports)
-    print(f"{len(reports)} scored, {len(problems)} not → {out}")
+        if cfg.report:
+            write_videos_report(out / "report.html", reports, dataclasses.asdict(rules), extra.annotate)
+    print(f"{len(reports)} scored, {len(problems)} not" + (f" → {out}" if reports else ""))
     for line in problems:
         print(line)
     if not reports:
@@ -266,6 +285,9 @@ def score_test(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device: t
     print_metrics(metrics, test.n_snippets, cfg.ckpt_path, SELECT_METRICS[cfg.select_metric][0])
     if extra.metrics_out:
         save_json(extra.metrics_out, {"checkpoint": cfg.ckpt_path, "test_features": test.source.path, **metrics})
+    if cfg.report and (folder := report_folder(extra.metrics_out, extra.plot, cfg.output_dir)):
+        write_test_report(folder, [Evaluated(Path(cfg.ckpt_path).name, scores, metrics)], test, cfg.label_threshold,
+                          cfg.ckpt_path)
     if extra.scores_out:
         save_npy(extra.scores_out, scores)
     if extra.plot:
@@ -282,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     flags = extra_parser()
     extra, _ = flags.parse_known_args(argv)
+    check_outputs({"--plot": extra.plot}, {"--metrics_out": extra.metrics_out, "--scores_out": extra.scores_out,
+                                           "--save_pseudo_labels": extra.save_pseudo_labels})
     if extra.run_dir:
         return compare_run(argv, flags, Path(extra.run_dir), extra.metrics_out)
     cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=flags)

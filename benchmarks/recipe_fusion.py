@@ -3,7 +3,8 @@ training data say about the two (the signals a recipe may use): after ``benchmar
 
 For each finished run under OUT (``<variant>/<recipe>/seed<N>/``), its last.pkl is scored on the test set with
 fusion weights w (``(1 − w)·Scorer + w·C2FPL``) and, on the training snippets (no label), the share the Scorer
-flags (score ≥ 0.5), the share the C2FPL classifier flags, and the two scorers' Spearman correlation.
+flags (score ≥ 0.5), the share the C2FPL classifier flags, and the two scorers' Spearman correlation; the four
+score arrays are kept beside the run (fusion_scores.npz) for rules of one's own.
 
     python -m benchmarks.recipe_fusion --out runs/rv
 """
@@ -22,7 +23,7 @@ from run_test import load_model
 from utils.config import parse_config
 from utils.metrics import frame_metrics
 
-WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
 def both_scores(model, source, rows=None) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +45,8 @@ def study(folder: Path) -> dict:
     s_train, c_train = both_scores(model, train, rows)
     test = open_test(cfg)
     s_test, c_test = both_scores(model, test.source, test.rows)
+    np.savez(folder / "fusion_scores.npz", scorer_train=s_train, c2fpl_train=c_train, scorer_test=s_test,
+             c2fpl_test=c_test)
     aucs = {w: frame_metrics((1 - w) * s_test + w * c_test, test.labels, test.ranges)["auc_all"] for w in WEIGHTS}
     return {"run": str(folder.relative_to(folder.parents[2])), "scorer_flags": float(np.mean(s_train >= 0.5)),
             "c2fpl_flags": float(np.mean(c_train >= 0.5)),

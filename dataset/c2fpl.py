@@ -12,10 +12,10 @@ import os
 import numpy as np
 from scipy.stats import norm
 from sklearn.mixture import GaussianMixture
-from tqdm import tqdm
 
 from dataset.features import FeatureSource
 from utils.errors import InputError
+from utils.progress import progress_bar
 from utils.ranges import check_ranges
 
 MIXTURE = dict(n_components=2, covariance_type="spherical", max_iter=150)
@@ -39,8 +39,8 @@ def snippet_norms(features: "np.ndarray | FeatureSource", chunk_rows: int = 4096
     else:
         raise ValueError(f"features must be (N, C, D) or (N, D), got shape {features.shape}")
     norms = np.empty(n, dtype=np.float64)
-    with tqdm(total=n, desc="feature norms", unit="snippet", unit_scale=True, delay=3, leave=False,
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=n, desc="feature norms", unit="snippet", unit_scale=True, delay=3, leave=False,
+                  dynamic_ncols=True) as bar:
         for start in range(0, n, chunk_rows):
             chunk = read(start, min(start + chunk_rows, n))
             sq = np.einsum("ncd,ncd->nc" if chunk.ndim == 3 else "nd,nd->n", chunk, chunk, dtype=np.float64)

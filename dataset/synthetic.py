@@ -30,6 +30,7 @@ from tqdm import tqdm
 from dataset.c2fpl import snippet_norms
 from utils.errors import InputError
 from utils.io import atomic_path, save_json, save_npy
+from utils.progress import progress_bar
 from utils.ranges import ranges_from_lengths
 from utils.snippet import FRAMES_PER_SNIPPET
 
@@ -360,7 +361,8 @@ def generate(out_dir: str | Path, spec: SyntheticSpec) -> dict[str, Path]:
     print(f"generating the synthetic dataset into {out_dir} ({spec.n_train_videos} + {spec.n_test_videos} videos) ...")
     world = _world(spec)
     train, test = _plan(spec)
-    with tqdm(total=len(train) + len(test), desc="synthetic videos", unit="video", dynamic_ncols=True) as bar:
+    with progress_bar(total=len(train) + len(test), desc="synthetic videos", unit="video",
+                  dynamic_ncols=True) as bar:
         _write_features(paths["train_features"], world, train, spec, stream=2, bar=bar)
         _write_features(paths["test_features"], world, test, spec, stream=3, bar=bar)
     save_npy(paths["train_ranges"], ranges_from_lengths([v.length for v in train]))

@@ -18,6 +18,7 @@ from utils.errors import InputError
 from utils.events import Event, EventTracker
 from utils.io import atomic_open, save_json
 from utils.plots import plot_timeline, safe_name
+from utils.progress import progress_bar
 from video.annotate import annotated_video
 from video.decode import VideoError, probe, read_frames
 from video.extract import Extractor, Progress
@@ -45,6 +46,8 @@ class VideoReport:
     events: list[Event] = field(default_factory=list)
     compute_seconds: float = 0.0  # extraction and scoring, without waiting for frames
     stopped: str = ""  # why it ended early: "interrupted", or a live source's error
+    warnings: list[str] = field(default_factory=list)  # what decoding met: damaged packets, a truncated file
+    thumbnails: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, frame) at the event peaks
 
     @property
     def seconds(self) -> float:
@@ -62,14 +65,15 @@ class VideoReport:
         return {"video": self.video, "fps": self.fps, "frames": self.frames, "seconds": round(self.seconds, 3),
                 "snippets": len(scores), "max_score": round(float(scores[peak]), 4),
                 "max_score_time": round((peak + 0.5) * SNIPPET / self.fps, 3), "stopped": self.stopped or None,
-                "events": [e.as_dict() for e in self.events]}
+                "warnings": self.warnings, "events": [e.as_dict() for e in self.events]}
 
 
 def resolve_extraction(settings: dict | None, backbone: str | None, preset: str | None, crops: int | None,
                        fps: float | None, ckpt: str) -> dict:
     """How to extract features for a checkpoint: the flags given, else the record its sidecar keeps of the training
     features' extraction (``extraction``), else the release's I3D defaults for crops and preset; a checkpoint
-    without a record needs ``--backbone``."""
+    without a record needs ``--backbone``. ``notes``: a line for each flag given that departs from the record, and
+    for crops taken from no record at all."""
     settings = settings or {}
     record = settings.get("extraction") or {}
     backbone = backbone or record.get("backbone")
@@ -78,10 +82,34 @@ def resolve_extraction(settings: dict | None, backbone: str | None, preset: str 
                                "write on extract_features.py output, such as the authors'): pass --backbone "
                                "(i3d_r50 for the released I3D features) and --weights")
     same = backbone == record.get("backbone")
-    return {"backbone": backbone, "preset": preset or (record.get("preset") if same else None),
-            "crops": crops or record.get("crops") or settings.get("crops") or 10,
-            "fps": fps or record.get("fps"), "weights": record.get("weights") if same else None,
-            "recorded_backbone": record.get("backbone")}
+    recorded = {"crops": record.get("crops") or settings.get("crops"), "preset": record.get("preset") if same else None,
+                "fps": record.get("fps")}
+    how = {"backbone": backbone, "preset": preset or recorded["preset"], "crops": crops or recorded["crops"] or 10,
+           "fps": fps or recorded["fps"], "weights": record.get("weights") if same else None,
+           "recorded_backbone": record.get("backbone")}
+    return {**how, "notes": extraction_notes(how, recorded, {"crops": crops, "preset": preset, "fps": fps},
+                                             bool(record))}
+
+
+def extraction_notes(how: dict, recorded: dict, given: dict, has_record: bool) -> list[str]:
+    """One line per setting given (``given``: the flags, None where absent) that differs from the checkpoint's
+    training features (``recorded``), and one when the crops come from no record."""
+    notes = []
+    if given["crops"] and recorded["crops"] and given["crops"] != recorded["crops"]:
+        g, r = given["crops"], recorded["crops"]
+        speed = f" and is {g / r:g}× faster" if g > r else f"; --crops {g} is {r / g:g}× faster, its scores differ"
+        notes.append(f"note: --crops {g}, but the checkpoint was trained on {r}-crop features (--crops {r} matches "
+                     f"them{speed})")
+    elif not given["crops"] and not recorded["crops"]:
+        notes.append(f"note: no record of the crops of the checkpoint's training features: {how['crops']} crops (the "
+                     "released features'); a 1-crop checkpoint takes --crops 1, ten times faster")
+    if given["preset"] and recorded["preset"] and given["preset"] != recorded["preset"]:
+        notes.append(f"note: --preset {given['preset']}, but the checkpoint's training features were made with "
+                     f"{recorded['preset']}")
+    if has_record and given["fps"] and given["fps"] != recorded["fps"]:
+        made = f"at {recorded['fps']:g} frames/s" if recorded["fps"] else "at each video's own frame rate"
+        notes.append(f"note: --fps {given['fps']:g}, but the checkpoint's training features were made {made}")
+    return notes
 
 
 def score_video(extractor: Extractor, score: ScoreFn, video: str, name: str, out_dir: Path, rules: EventRules,
@@ -105,14 +133,17 @@ def score_video(extractor: Extractor, score: ScoreFn, video: str, name: str, out
 
     if live:
         out_dir.mkdir(parents=True, exist_ok=True)
+    expected = round(info.seconds * report.fps / SNIPPET) if info.seconds else None
     with ExitStack() as stack:
         rows = stack.enter_context(open(out_dir / "scores.csv", "w") if live
                                    else atomic_open(out_dir / "scores.csv", "w"))
+        bar = stack.enter_context(progress_bar(total=expected, desc=name, unit="snippet", leave=False, disable=live))
         rows.write("frame,time,snippet,score\n")
         try:
             for batch in extractor.features(video, progress, pace=report.fps if paced else None):
                 for value in score_snippets(score, ArrayFeatures(batch), device=device):
                     closed(tracker.feed(*write_snippet(rows, report, float(value), progress.frames)))
+                bar.update(len(batch))
                 if live:
                     rows.flush()
         except KeyboardInterrupt:
@@ -121,6 +152,9 @@ def score_video(extractor: Extractor, score: ScoreFn, video: str, name: str, out
             if not (live and report.snippet_scores):
                 raise
             report.stopped = f"the source stopped: {e}"
+        if live and progress.decode.truncated and not report.stopped:
+            report.stopped = f"the source stopped: {progress.decode.truncated}"
+        report.warnings = [w for w in progress.decode.warnings() if not (live and w == progress.decode.truncated)]
         if not report.snippet_scores:
             raise VideoError(report.stopped or "no snippet to score")
         if not report.stopped:  # frames a preset drops after the last snippet take its score
@@ -130,7 +164,7 @@ def score_video(extractor: Extractor, score: ScoreFn, video: str, name: str, out
     closed(tracker.close())
     report.compute_seconds = progress.seconds - progress.wait_seconds
     save_json(out_dir / "events.json", report.summary())
-    thumbnails = [] if live else second_pass(video, extractor.fps, report, rules, out_dir, annotate)
+    thumbnails = report.thumbnails = [] if live else second_pass(video, extractor.fps, report, rules, out_dir, annotate)
     frame_times = np.arange(report.frames) / report.fps
     plot_timeline(frame_times, report.frame_scores(), rules.threshold, report.events, out_dir / "timeline.png",
                   thumbnails, title=f"{name}: {len(report.events)} event(s)")
@@ -166,6 +200,8 @@ def second_pass(video: str, fps: float | None, report: VideoReport, rules: Event
     thumbnails = []
     with ExitStack() as stack:
         writer = stack.enter_context(annotated_video(out_dir / annotate, report.fps)) if annotate else None
+        bar = stack.enter_context(progress_bar(total=report.frames, desc=f"{report.name}: second pass", unit="frame",
+                                               leave=False))
         start = 0
         for chunk in read_frames(video, fps=fps):
             chunk = chunk[: max(0, report.frames - start)]
@@ -178,6 +214,7 @@ def second_pass(video: str, fps: float | None, report: VideoReport, rules: Event
                 span = slice(start, start + len(chunk))
                 writer.write(chunk, scores[span], alarm[span], rules.threshold)
             start += len(chunk)
+            bar.update(len(chunk))
     return sorted(thumbnails, key=lambda item: item[0])
 
 
@@ -187,6 +224,8 @@ def print_report(report: VideoReport) -> None:
     print(f"{report.name}: {s['seconds']:.1f} s, {s['snippets']} snippets, max score {s['max_score']:.3f} at "
           f"{s['max_score_time']:.1f} s, {len(report.events)} event(s)" + (f" ({report.stopped})" if report.stopped
                                                                              else ""))
+    for line in report.warnings:
+        print(f"  warning: {line}")
     for i, event in enumerate(report.events, 1):
         print(f"  {i:>3}  {clock(event.start)} – {clock(event.end)}  ({event.seconds:.1f} s)  "
               f"peak {event.peak_score:.3f} at {clock(event.peak_time)}")
@@ -199,15 +238,20 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
-def speed_line(report: VideoReport, batch_size: int) -> str:
-    """Latency (frames buffered + compute) and whether extraction keeps up with the frame rate."""
+def speed_line(report: VideoReport, extractor: Extractor) -> str:
+    """Latency (frames buffered + compute) and whether extraction keeps up with the frame rate; when it falls behind,
+    the remedies that ``extractor`` does not use yet."""
+    batch_size = extractor.batch_size
     per_snippet = report.compute_seconds / max(1, len(report.snippet_scores))
     video_per_snippet = SNIPPET / report.fps
     ratio = video_per_snippet / per_snippet if per_snippet else float("inf")
+    remedies = [flag for flag, applies in (("--crops 1", extractor.crops > 1), ("--amp bf16", extractor.amp == "off"),
+                                           ("a GPU", extractor.device.type == "cpu")) if applies]
+    advice = f" (try {', '.join(remedies[:-1])}{' or ' if len(remedies) > 1 else ''}{remedies[-1]})" if remedies else ""
     return (f"latency: {SNIPPET * batch_size} frames buffered ({video_per_snippet * batch_size:.2f} s) + "
             f"{per_snippet * batch_size:.2f} s compute; "
             + (f"keeps up ({ratio:.1f}× the frame rate)" if ratio >= 1 else
-               f"falls behind: {ratio:.2f}× the frame rate (try --crops 1, --amp bf16 or a GPU)"))
+               f"falls behind: {ratio:.2f}× the frame rate{advice}"))
 
 
 def live_name(source: str) -> str:

@@ -18,7 +18,6 @@ import numpy as np
 import sklearn
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from dataset import c2fpl
 from dataset.features import FeatureSource
@@ -34,6 +33,7 @@ from utils.config import C2FPLRecipe, Config
 from utils.errors import InputError
 from utils.io import fingerprint, save_json, save_npy
 from utils.metrics import precision_recall
+from utils.progress import progress_bar
 
 FILES = {"pseudo_labels": "c2fpl_pseudo_labels.npy", "video_labels": "c2fpl_video_labels.npy",
          "classifier": "c2fpl_classifier.pkl", "summary": "c2fpl_summary.json"}
@@ -76,8 +76,8 @@ def _train_classifier(source: FeatureSource, labels: np.ndarray, seed: int, reci
     loader = make_loader(source, 1, recipe.batch_size, seed, num_workers=num_workers, pin_memory=device.type == "cuda")
     epochs = recipe.epochs
     first = state["epoch"] if state is not None else 0
-    with tqdm(total=epochs * len(loader), initial=first * len(loader), desc="C2FPL classifier", unit="batch",
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=epochs * len(loader), initial=first * len(loader), desc="C2FPL classifier",
+                  unit="batch", dynamic_ncols=True) as bar:
         for epoch in range(first, epochs):
             loader.sampler.set_epoch(epoch)
             total = torch.zeros((), device=device)

@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
 
 from dataset.features import FeatureSource
 from dataset.ground_truth import TestSet
@@ -46,11 +45,14 @@ from utils.device import autocast
 from utils.distributed import Distributed, broadcast_object, gather_objects, is_distributed, sum_floats
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
+from utils.learning import feature_scale, learning_problems
 from utils.metrics import precision_recall
+from utils.progress import progress_bar
 
 RESUME_FILE = "resume.pt"
 SELECTED_FILE = "selected.pkl"  # the improved recipe's choice, made with no test label
 CHECK_SNIPPETS = 8192  # the training snippets (a seeded sample) on which the improved recipe checks the Scorer
+SCALE_SNIPPETS = 512  # of them, spread over the sample, on which the end of training measures the features' scale
 
 
 class TrainingError(RuntimeError):
@@ -189,9 +191,7 @@ def scorer_check(model: FRDUVAD, source: FeatureSource, device: torch.device, am
     """The improved recipe's label-free check of the Scorer on a seeded sample of ``CHECK_SNIPPETS`` training
     snippets: the share it flags (score ≥ 0.5), the spread of its scores, and ``learned_nothing`` when it flags
     none of them (it was trained to flag its pseudo labels; flagging nothing, it ranks by noise)."""
-    rows = np.arange(source.n_snippets)
-    if len(rows) > CHECK_SNIPPETS:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, CHECK_SNIPPETS, replace=False))
+    rows = check_rows(source.n_snippets, seed)
     was_training = model.training
     model.eval()
     try:
@@ -204,6 +204,14 @@ def scorer_check(model: FRDUVAD, source: FeatureSource, device: torch.device, am
     flagged = float(np.mean(scores >= 0.5))
     return {"snippets": int(len(rows)), "flagged": round(flagged, 6), "spread": round(float(np.std(scores)), 6),
             "learned_nothing": flagged == 0.0}
+
+
+def check_rows(n_snippets: int, seed: int) -> np.ndarray:
+    """The sorted rows of the seeded sample of ``CHECK_SNIPPETS`` training snippets (all of them when fewer)."""
+    rows = np.arange(n_snippets)
+    if len(rows) > CHECK_SNIPPETS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, CHECK_SNIPPETS, replace=False))
+    return rows
 
 
 def _to(value: torch.Tensor | float | bool, device: torch.device | str) -> torch.Tensor | float | bool:
@@ -359,7 +367,19 @@ class Trainer:
                 metrics = test_metrics(scores, self.test, self.cfg)
             record = {"iteration": p.iteration, "epoch": p.epoch, **metrics, **summary,
                       "bank_size": len(self.model.bank)}
+            problems = self.learning_check(record) if p.iteration >= self.total_iterations else None
+            if problems is not None:
+                record["learned_nothing"] = problems
         return broadcast_object(record)
+
+    def learning_check(self, record: dict) -> dict | None:
+        """At the end of training (``record``: the last snapshot's): why the run learned nothing, when it did
+        (``learning_problems``, from the records, ``scorer_check`` and the features' scale); else None."""
+        check = scorer_check(self.model, self.train_source, self.device, self.cfg.amp, self.cfg.seed)
+        rows = check_rows(self.train_source.n_snippets, self.cfg.seed)
+        rows = rows[:: -(-len(rows) // SCALE_SNIPPETS)]
+        return learning_problems([*self.progress.history, record], check,
+                                 feature_scale(self.train_source.gather(rows)), self.train_source.feature_size)
 
     def test_scores(self) -> np.ndarray | None:
         """``(N_test,)`` scores of the model in eval mode on rank 0 (each process scores its share), None on the
@@ -416,10 +436,12 @@ class Trainer:
     def selected_settings(self) -> dict:
         """selected.pkl's settings: last.pkl's, and under ``--aux_fallback`` the Scorer's check (``fallback``), with
         ``score_fusion`` 1 (the C2FPL classifier alone) when the Scorer learned nothing."""
+        fusion = {"score_fusion": self.cfg.score_fusion} if self.cfg.score_fusion else {}
         if not self.cfg.aux_fallback:
-            return self.settings
+            return {**self.settings, **fusion}
         check = scorer_check(self.model, self.train_source, self.device, self.cfg.amp, self.cfg.seed)
-        fusion = {"score_fusion": 1.0} if check["learned_nothing"] else {}
+        if check["learned_nothing"]:
+            fusion = {"score_fusion": 1.0}
         return {**self.settings, **fusion, "fallback": check}
 
     def log(self, record: dict) -> None:
@@ -478,8 +500,8 @@ class Trainer:
         """
         p, total = self.progress, self.total_iterations
         last_auc = p.history[-1].get("auc_all", float("nan")) if p.history else float("nan")
-        bar = tqdm(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
-                   disable=not self.dist.is_main)
+        bar = progress_bar(total=total, initial=p.iteration, desc="train", unit="it", dynamic_ncols=True,
+                       disable=not self.dist.is_main)
 
         def due() -> bool:
             return p.iteration % self.cfg.snapshot == 0 or p.iteration == total

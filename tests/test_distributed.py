@@ -170,7 +170,8 @@ def test_torchrun_writes_one_set_of_outputs_and_resumes_exactly(tmp_path):
     best = [n for n in names if n.startswith("best_ckpt_")]
     assert len(best) == 2 and best[0].endswith(".pkl") and best[1] == best[0].replace(".pkl", ".yaml")
     assert {n for n in names if not n.startswith("best_ckpt_")} == {"config.yaml", "last.pkl", "last.yaml",
-                                                                   "metrics.jsonl", "result.txt", "resume.pt"}
+                                                                   "metrics.jsonl", "result.txt", "resume.pt",
+                                                                   "report.html"}
     records = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     resumed = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     n_snippets = np.load(tmp_path / "synthetic" / "concat_UCF.npy", mmap_mode="r").shape[0]

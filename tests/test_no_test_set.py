@@ -116,7 +116,8 @@ def selected_spread(out, own) -> float:
 def test_training_without_a_test_set(own, no_test):
     out, records, printed = no_test
     assert {p.name for p in out.iterdir()} == {"config.yaml", "last.pkl", "last.yaml", "selected.pkl", "selected.yaml",
-                                               "metrics.jsonl", "resume.pt"}  # configs/custom.yaml: recipe improved
+                                               "metrics.jsonl", "resume.pt",
+                                               "report.html"}  # configs/custom.yaml: recipe improved
     assert [(r["iteration"], r["epoch"]) for r in records] == [(6, 1), (12, 2)]  # one snapshot per epoch
     assert not [k for r in records for k in r if k.startswith(("auc", "ap", "far", "eer", "pr_"))]
     expected_aux = aux_count(own)

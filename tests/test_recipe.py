@@ -235,7 +235,9 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
                          (["--recipe", "improved", "--aux", "none", "--aux_fallback", "True"],
                           "--aux_fallback: .* needs --aux c2fpl"),
                          (["--recipe", "improved", "--ema_decay", "1"], r"--ema_decay: must be in \[0, 1\)"),
-                         (["--aux", "none", "--score_fusion", "0.5"], "--score_fusion: .* needs --aux c2fpl"),
+                         (["--score_fusion", "0.5"], "--score_fusion: .* only --recipe improved writes"),
+                         (["--recipe", "improved", "--aux", "none", "--score_fusion", "0.5"],
+                          "--score_fusion: .* needs --aux c2fpl"),
                          (["--score_fusion", "1.5"], r"--score_fusion: must be in \[0, 1\]")):
         with pytest.raises(InputError, match=needle):
             parse_config(argv)

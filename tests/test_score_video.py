@@ -151,7 +151,7 @@ def test_bad_videos_are_one_line_each_and_leave_nothing(setup, tmp_path, capsys)
                    "--weights", setup["weights"]])
     printed = capsys.readouterr().out
     assert "1 scored, 1 not" in printed and "failed: " in printed and "text.mp4: not a video file" in printed
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good", "videos.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good", "report.html", "videos.json"]
 
 
 def scorer(setup) -> tuple[Extractor, FRDUVAD]:

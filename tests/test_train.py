@@ -44,7 +44,7 @@ def test_run_writes_every_output(full_run):
     names = {p.name for p in out.iterdir()}
     best = f"best_ckpt_{max(r['auc_all'] for r in records):.4f}"
     assert names == {"last.pkl", "last.yaml", f"{best}.pkl", f"{best}.yaml", "metrics.jsonl", "result.txt",
-                     "config.yaml", "resume.pt"}
+                     "config.yaml", "resume.pt", "report.html"}
     iterations = [r["iteration"] for r in records]
     assert iterations[:-1] == list(range(3, 3 * len(iterations), 3)) and iterations[-1] >= iterations[-2]
     assert records[-1]["epoch"] == 2

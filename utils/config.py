@@ -247,8 +247,9 @@ class Config:
         0.5, "Where the average starts, as a fraction of the run's iterations (--max_epoch or --max_iters): from the "
              "first step after int(fraction * iterations).", "recipe", metavar="X")
     score_fusion: float = setting(
-        0.0, "Weight w of the C2FPL classifier in the test scores, (1 - w) * scorer + w * C2FPL (needs --aux c2fpl); "
-             "recorded beside every checkpoint, so run_test.py scores the same way.", "recipe", metavar="W")
+        0.0, "Weight w of the C2FPL classifier in selected.pkl's scores, (1 - w) * scorer + w * C2FPL, recorded in "
+             "selected.yaml so that run_test.py scores the same way; training, its evaluations, best_ckpt_*.pkl and "
+             "last.pkl stay the Scorer's alone (the improved recipe only, with --aux c2fpl).", "recipe", metavar="W")
     # Evaluation.
     ckpt_path: str | None = setting(
         None, "The checkpoint run_test.py evaluates: a full FRD-UVAD checkpoint or a scorer-only one (main.py "
@@ -260,6 +261,11 @@ class Config:
     label_threshold: float = setting(
         0.5, "Score at or above which a snippet counts as anomalous: the false alarm rates (FAR) and the 0/1 labels "
              "of run_test.py --save_pseudo_labels.", "evaluation", metavar="X")
+    report: bool = setting(
+        True, "Write report.html, one self-contained page (it needs no network) with the metrics, curves and per-video "
+              "scores: run_test.py next to --metrics_out (else in --plot or --output_dir), for --run_dir (else "
+              "RUN/test_report.html) and next to --video's videos.json; main.py in the run folder after training.",
+        "evaluation")
     auc_abn_group: int = setting(
         128, "Snippets per group of the release's AUC_abn and FAR_abn (its evaluation batches): a group counts as "
              "abnormal when any of its frames is anomalous.", "evaluation", metavar="N")
@@ -633,6 +639,8 @@ def validate(cfg: Config) -> None:
         raise InputError("--aux_fallback", "the fallback is selected.pkl's, which only --recipe improved writes")
     if cfg.aux_fallback and cfg.aux != "c2fpl":
         raise InputError("--aux_fallback", f"falls back to the C2FPL classifier: needs --aux c2fpl, not {cfg.aux}")
+    if cfg.score_fusion and cfg.recipe != "improved":
+        raise InputError("--score_fusion", "the fusion is selected.pkl's, which only --recipe improved writes")
     if cfg.score_fusion and cfg.aux != "c2fpl":
         raise InputError("--score_fusion", f"fuses with the C2FPL classifier's scores: needs --aux c2fpl, not "
                                            f"{cfg.aux}")

@@ -15,6 +15,7 @@ import torch
 from utils.device import autocast
 from video.backbones import Backbone
 from video.decode import VideoError, read_frames
+from video.reader import DecodeReport
 from video.presets import Preset
 
 
@@ -24,12 +25,14 @@ class TooShort(VideoError):
 
 @dataclass
 class Progress:
-    """What one video's extraction saw: frames decoded, snippets made, and where the time went."""
+    """What one video's extraction saw: frames read (the timeline's), snippets made, what decoding met (damage,
+    truncation, repeated slots), and where the time went."""
     frames: int = 0
     snippets: int = 0
     wait_seconds: float = 0.0  # the backbone waiting for decoded snippets: decoding not hidden by overlap
     seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    decode: DecodeReport = field(default_factory=DecodeReport)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class Extractor:
                 pace: float | None) -> None:
         """The producer: frames → resized chunks → snippets → batches of ``batch_size`` on ``batches``."""
         def resized() -> Iterator[torch.Tensor]:
-            for chunk in read_frames(path, fps=self.fps, chunk=self.chunk):
+            for chunk in read_frames(path, fps=self.fps, chunk=self.chunk, report=progress.decode):
                 if pace:
                     time.sleep(max(0.0, progress.started + (progress.frames + len(chunk)) / pace - time.perf_counter()))
                 progress.frames += len(chunk)

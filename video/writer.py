@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dataset.layout import CONCAT_FILE, INFO_FILE, LIST_FILE, RANGES_FILE, SUFFIX
 from utils.io import save_json, save_npy_rows, save_text
+from utils.progress import progress_bar
 from video.decode import VideoError, probe
 from video.extract import Extractor, Progress, TooShort
 from video.presets import SNIPPET
@@ -29,7 +29,8 @@ def extract_videos(extractor: Extractor, videos: list[tuple[str, str]], out_dir:
                    label: str = "videos") -> list[Outcome]:
     """Every ``(video path, output name)`` extracted (or skipped) in turn, with a progress bar over videos."""
     return [extract_one(extractor, video, name, out_dir)
-            for video, name in tqdm(videos, desc=label, unit="video", position=0, disable=len(videos) < 2)]
+            for video, name in progress_bar(videos, desc=label, unit="video", position=0,
+                                        disable=len(videos) < 2)]
 
 
 def extract_one(extractor: Extractor, video: str, name: str, out_dir: Path, bar_position: int = 1) -> Outcome:
@@ -49,8 +50,8 @@ def extract_one(extractor: Extractor, video: str, name: str, out_dir: Path, bar_
         fps = extractor.fps or meta.fps
         expected = round(meta.seconds * fps / SNIPPET) if meta.seconds else None
         progress = Progress()
-        with tqdm(total=expected, desc=Path(video).name, unit="snippet", position=bar_position, leave=False,
-                  disable=expected is None or expected < 64) as bar:
+        with progress_bar(total=expected, desc=Path(video).name, unit="snippet", position=bar_position,
+                      leave=False, disable=expected is None or expected < 64) as bar:
             def batches():
                 for batch in extractor.features(video, progress):
                     bar.update(len(batch))
@@ -60,9 +61,13 @@ def extract_one(extractor: Extractor, video: str, name: str, out_dir: Path, bar_
         return Outcome(video, name, "skipped", str(e))
     except VideoError as e:
         return Outcome(video, name, "failed", str(e))
+    warnings = progress.decode.warnings()
+    for line in warnings:
+        tqdm.write(f"warning: {video}: {line}")
     info = {"video": str(video), "features": f"{name}{SUFFIX}.npy", "frames": progress.frames, "fps": fps or None,
             "snippets": shape[0], "seconds": progress.frames / fps if fps else None, "width": meta.width,
-            "height": meta.height, "settings": settings}
+            "height": meta.height, "decoded_frames": progress.decode.decoded,
+            "repeated_frames": progress.decode.repeated, "warnings": warnings, "settings": settings}
     save_json(record, info)
     return Outcome(video, name, "done", info=info)
 
