@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.score import THUMBNAILS, VideoReport
 from report import write_evaluation_report, write_videos_report
 from report.data import Evaluated
-from deploy.score import THUMBNAILS, VideoReport
 from utils.events import find_events
-from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
+from utils.metrics import frame_metrics
+from utils.snippet import FRAMES_PER_SNIPPET
 
 UCF_TEST_VIDEOS, UCF_TEST_SNIPPETS, UCF_ANOMALOUS = 290, 69_634, 140
 LENGTHS = Path(__file__).resolve().parents[1] / "dataset" / "ucf_train_lengths.npy"
