@@ -1,13 +1,14 @@
 """FRD-UVAD from the command line: configuration → data → model (+ auxiliary) → training.
 
     python main.py                                  # the synthetic default, end to end
-    python main.py --dataset_name ucfcrime ...      # the paper's command (README)
+    python main.py --dataset_name ucfcrime ...      # the paper's command (docs/training.md)
     python main.py --dataset_name custom --train_list OUT/features.list   # your own features, no test set
     python main.py --stage data --output_dir DIR    # write the synthetic dataset into DIR
     python main.py --stage c2fpl                    # C2FPL pseudo labels and classifier only
 """
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,13 @@ from dataset.prepare import (check_train_given, extraction_settings, has_test_se
 from engine import c2fpl_stage
 from engine.interrupt import Interrupted
 from engine.scoring import score_snippets, score_test_set, test_metrics
-from engine.trainer import (RESUME_FILE, SELECTED_FILE, Trainer, TrainingError, check_output_dir, default_output_dir,
-                            seed_everything)
+from engine.trainer import (RESUME_FILE, SELECTED_FILE, Callback, Trainer, TrainingError, check_output_dir,
+                            default_output_dir, seed_everything)
 from model.checkpoint import CheckpointError, load_into
 from model.frd import FRDUVAD, ModelConfig
-from utils.checkpoint import load_state_dict_file, read_settings
 from report import write_training_report
-from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
+from utils.checkpoint import load_state_dict_file, read_settings
+from utils.config import SELECT_METRICS, Config, parse_config
 from utils.distributed import (Distributed, broadcast_object, launched_by_torchrun, main_process_first,
                                reseed_for_rank, setup, teardown)
 from utils.errors import InputError
@@ -138,7 +139,7 @@ def print_summary(progress, base: dict[str, float], cfg: Config, out_dir: Path, 
     key, metric = SELECT_METRICS[cfg.select_metric]
     last = progress.history[-1]
     rows = list(base.items())
-    rows += [(f"FRD-UVAD, aux {cfg.aux}, best (iteration {progress.best_iteration})", progress.best_auc),
+    rows += [(f"FRD-UVAD, aux {cfg.aux}, best (iteration {progress.best_iteration})", progress.best_value),
              (f"FRD-UVAD, aux {cfg.aux}, last (iteration {last['iteration']})", last[key])]
     if selected is not None:
         rows.append((f"FRD-UVAD, aux {cfg.aux}, selected with no test label", selected[key]))
@@ -180,9 +181,11 @@ def print_summary_without_test(progress, cfg: Config, out_dir: Path) -> None:
 
 
 def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device: torch.device,
-                 info: Distributed = Distributed(), extraction: dict | None = None) -> None:
+                 info: Distributed = Distributed(), extraction: dict | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
     """FRD-UVAD training into its output folder, the C2FPL stage first when it needs one; ``test`` None: no
-    evaluation. ``extraction``: the features' extraction settings, recorded beside every checkpoint."""
+    evaluation. ``extraction``: the features' extraction settings, recorded beside every checkpoint; ``callbacks``:
+    the trainer's."""
     resume = Path(cfg.resume) if cfg.resume else None
     if resume is not None and resume.is_dir():
         resume = resume / "resume.pt"
@@ -199,7 +202,8 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_text(out_dir / "config.yaml", dataclasses.replace(cfg, output_dir=str(out_dir)).to_yaml())
-    trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth, info, extraction)
+    trainer = Trainer(cfg, model.train(), train, test, device, out_dir, aux_labels, truth, info, extraction,
+                      callbacks)
     if resume is not None:
         trainer.load_resume(resume)
     progress = trainer.run()
@@ -221,7 +225,9 @@ def run_training(cfg: Config, train: FeatureSource, test: TestSet | None, device
               f"({video_demo.WARNING})")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, callbacks: Sequence[Callback] = ()) -> None:
+    """The command: ``argv`` (default: the command line); ``callbacks``: the trainer's (``engine.trainer.Callback``),
+    for benchmarks and tests that watch a run."""
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_config(argv, description=__doc__.splitlines()[0])
     if cfg.resume and not cfg.config:
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             return write_synthetic(cfg)
         check_train_given(cfg)
         with main_process_first():
-            cfg = prepare(with_demo_files(cfg), explicit_settings(argv))
+            cfg = prepare(with_demo_files(cfg), cfg.given)
         train = open_train(cfg)
         test = open_test(cfg) if has_test_set(cfg) else None
         extraction = extraction_settings(cfg.train_list or cfg.train_features)
@@ -253,13 +259,14 @@ def main(argv: list[str] | None = None) -> None:
         if test is not None:
             log(f"test:  {test.n_snippets} snippets, {test.labels.size} frames ({test.source.path})")
         elif cfg.stage == "train":
-            log("test:  none given: training without evaluation (no AUC, no best checkpoint; last.pkl is the one)")
+            log(f"test:  none given: training without evaluation (no AUC, no best checkpoint; "
+                f"{checkpoint_to_use(cfg)} is the one)")
         if cfg.stage == "c2fpl":
             out_dir = cfg.output_dir or c2fpl_dir(cfg)
             c2fpl_stage.run_stage(cfg, train, test, out_dir, device)
             save_text(Path(out_dir) / "config.yaml", cfg.to_yaml())
             return
-        run_training(cfg, train, test, device, info, extraction)
+        run_training(cfg, train, test, device, info, extraction, callbacks)
     except BaseException:
         failed = True
         raise

@@ -17,19 +17,19 @@ import torch
 
 from dataset.prepare import REAL_FILES_HINT, open_test, open_train, prepare
 from deploy.score import (EventRules, clock, live_name, print_report, resolve_extraction, score_video, speed_line,
-                          write_index)
+                          write_summaries)
 from engine.scoring import score_snippets, score_test_set, scorer
 from model.checkpoint import CheckpointError, detect_kind, infer_config, load_into, model_config
 from model.frd import FRDUVAD, ModelConfig
 from report import write_test_report, write_videos_report
 from report.data import Evaluated
 from utils.checkpoint import load_state_dict_file, read_settings, settings_path
-from utils.config import SELECT_METRICS, Config, explicit_settings, parse_config
+from utils.config import SELECT_METRICS, Config, parse_config
 from utils.device import resolve_device
 from utils.errors import InputError
 from utils.io import save_json, save_npy
-from utils.metrics import FRAMES_PER_SNIPPET
 from utils.outputs import check_outputs
+from utils.snippet import FRAMES_PER_SNIPPET
 from video.annotate import MUXERS
 from video.backbones import BACKBONES, build_backbone
 from video.decode import VideoError
@@ -140,20 +140,20 @@ def run_checkpoints(run_dir: Path) -> list[tuple[Path, bool]]:
     return [(path, label_free) for path, label_free in found if path.is_file()]
 
 
-def compare_run(argv: list[str], run_dir: Path, metrics_out: str | None) -> None:
-    """``--run_dir``: the run's checkpoints scored on its test set, one table (and ``metrics_out``: a JSON file)."""
+def compare_run(argv: list[str], flags: argparse.ArgumentParser, run_dir: Path, metrics_out: str | None) -> None:
+    """``--run_dir``: the run's checkpoints scored on its test set, one table (and ``metrics_out``: a JSON file).
+    ``flags``: run_test.py's own (``extra_parser``)."""
     found = run_checkpoints(run_dir)
     if not found:
         raise InputError(run_dir, "no best_ckpt_*.pkl, last.pkl or selected.pkl: not a training output folder")
+    cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=flags)
     saved = run_dir / "config.yaml"
-    if "config" not in explicit_settings(argv, extra=extra_parser()) and saved.is_file():
-        argv = [*argv, "--config", str(saved)]
-    cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=extra_parser())
+    if "config" not in cfg.given and saved.is_file():
+        cfg = parse_config([*argv, "--config", str(saved)], description=__doc__.splitlines()[0], extra=flags)
     device = resolve_device(cfg.device)
     models = {path: load_model(str(path), device) for path, _ in found}
     size = next(iter(models.values())).config.feature_size
-    cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)),
-                  {*explicit_settings(argv, extra=extra_parser()), "feature_size"})
+    cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)), {*cfg.given, "feature_size"})
     test = open_test(cfg, check_size=False)
     results, scored = {}, []
     for path, label_free in found:
@@ -233,55 +233,52 @@ def score_videos(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device:
         if report.stopped == "interrupted":
             break
     if reports:
-        write_index(out, reports)
+        write_summaries(out, reports)
         if cfg.report:
             write_videos_report(out / "report.html", reports, dataclasses.asdict(rules), extra.annotate)
     print(f"{len(reports)} scored, {len(problems)} not" + (f" → {out}" if reports else ""))
     for line in problems:
         print(line)
     if not reports:
-        sys.exit(1)
+        raise InputError(extra.stream or extra.video, "no video scored (the reasons are listed above)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    extra, _ = extra_parser().parse_known_args(argv)
-    check_outputs({"--plot": extra.plot}, {"--metrics_out": extra.metrics_out, "--scores_out": extra.scores_out,
-                                           "--save_pseudo_labels": extra.save_pseudo_labels})
-    if extra.run_dir:
-        return compare_run(argv, Path(extra.run_dir), extra.metrics_out)
-    cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=extra_parser())
+def checkpoint_model(cfg: Config) -> tuple[FRDUVAD, torch.device]:
+    """``--ckpt_path``'s model, on ``--device``."""
     if not cfg.ckpt_path:
         raise InputError("--ckpt_path", "no checkpoint given")
     if cfg.dataset_name != "synthetic" and not Path(cfg.ckpt_path).is_file():
         raise InputError(cfg.ckpt_path, f"checkpoint file not found ({REAL_FILES_HINT})")
     device = resolve_device(cfg.device)
-    model = load_model(cfg.ckpt_path, device)
-    if extra.video or extra.stream:
-        return score_videos(cfg, extra, model, device)
-    explicit = explicit_settings(argv, extra=extra_parser())
-    size = model.config.feature_size  # the checkpoint decides; a feature size the user gives must agree
-    if "feature_size" in explicit and cfg.feature_size != size:
+    return load_model(cfg.ckpt_path, device), device
+
+
+def with_data(cfg: Config, model: FRDUVAD) -> Config:
+    """``cfg`` with its data settled (``dataset.prepare``) at the checkpoint's feature size: the checkpoint decides;
+    a feature size the user gives must agree."""
+    size = model.config.feature_size
+    if "feature_size" in cfg.given and cfg.feature_size != size:
         raise InputError(cfg.ckpt_path, f"checkpoint for feature size {size}, but --feature_size {cfg.feature_size}")
-    cfg = prepare(with_files(dataclasses.replace(cfg, feature_size=size)), {*explicit, "feature_size"})
+    return prepare(with_files(dataclasses.replace(cfg, feature_size=size)), {*cfg.given, "feature_size"})
 
-    if cfg.compile:
-        model.scorer.compile()
 
-    score = scorer(model, device, cfg.amp)
-    if extra.split == "train":
-        if not (extra.save_pseudo_labels or extra.scores_out):
-            raise InputError("--split train", "say where to write: --save_pseudo_labels FILE and/or --scores_out FILE")
-        train = open_train(cfg, check_size=False)
-        check_size(model, cfg.ckpt_path, train)
-        scores = score_snippets(score, train, batch_size=cfg.eval_batch_size, device=device)
-        if extra.scores_out:
-            save_npy(extra.scores_out, scores)
-        if extra.save_pseudo_labels:
-            labels = (scores >= cfg.label_threshold).astype(np.uint8)
-            save_npy(extra.save_pseudo_labels, labels)
-            print(f"{int(labels.sum())}/{len(labels)} training snippets labelled anomalous -> {extra.save_pseudo_labels}")
-        return
+def score_train(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device: torch.device) -> None:
+    """``--split train``: scores and/or 0/1 pseudo labels (score >= --label_threshold) of the training snippets."""
+    if not (extra.save_pseudo_labels or extra.scores_out):
+        raise InputError("--split train", "say where to write: --save_pseudo_labels FILE and/or --scores_out FILE")
+    train = open_train(cfg, check_size=False)
+    check_size(model, cfg.ckpt_path, train)
+    scores = score_snippets(scorer(model, device, cfg.amp), train, batch_size=cfg.eval_batch_size, device=device)
+    if extra.scores_out:
+        save_npy(extra.scores_out, scores)
+    if extra.save_pseudo_labels:
+        labels = (scores >= cfg.label_threshold).astype(np.uint8)
+        save_npy(extra.save_pseudo_labels, labels)
+        print(f"{int(labels.sum())}/{len(labels)} training snippets labelled anomalous -> {extra.save_pseudo_labels}")
+
+
+def score_test(cfg: Config, extra: argparse.Namespace, model: FRDUVAD, device: torch.device) -> None:
+    """The test set: every metric printed, and the metrics, scores and plots written where asked."""
     test = open_test(cfg, check_size=False)
     check_size(model, cfg.ckpt_path, test.source)
     scores, metrics = score_test_set(model, cfg, test, device)
@@ -300,6 +297,27 @@ def main(argv: list[str] | None = None) -> None:
             plot_videos(scores, test.labels, test.ranges, Path(extra.plot), getattr(test.source, "video_names", None),
                         cfg.label_threshold)
         print(f"plots -> {extra.plot}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One mode per call: ``--run_dir``, ``--video``/``--stream``, ``--split train``, or the test set."""
+    argv = sys.argv[1:] if argv is None else argv
+    flags = extra_parser()
+    extra, _ = flags.parse_known_args(argv)
+    check_outputs({"--plot": extra.plot}, {"--metrics_out": extra.metrics_out, "--scores_out": extra.scores_out,
+                                           "--save_pseudo_labels": extra.save_pseudo_labels})
+    if extra.run_dir:
+        return compare_run(argv, flags, Path(extra.run_dir), extra.metrics_out)
+    cfg = parse_config(argv, description=__doc__.splitlines()[0], extra=flags)
+    model, device = checkpoint_model(cfg)
+    if extra.video or extra.stream:
+        return score_videos(cfg, extra, model, device)
+    cfg = with_data(cfg, model)
+    if cfg.compile:
+        model.scorer.compile()
+    if extra.split == "train":
+        return score_train(cfg, extra, model, device)
+    score_test(cfg, extra, model, device)
 
 
 if __name__ == "__main__":

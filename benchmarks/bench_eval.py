@@ -19,7 +19,8 @@ import torch
 from dataset.features import ConcatFeatures
 from engine.scoring import score_snippets
 from model.scorer import Scorer
-from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
+from utils.metrics import frame_metrics
+from utils.snippet import FRAMES_PER_SNIPPET
 
 
 def write_features(path: Path, n: int, feature_size: int, crops: int = 10, chunk: int = 4096) -> None:

@@ -19,7 +19,8 @@ from deploy.score import THUMBNAILS, VideoReport
 from report import write_evaluation_report, write_videos_report
 from report.data import Evaluated
 from utils.events import find_events
-from utils.metrics import FRAMES_PER_SNIPPET, frame_metrics
+from utils.metrics import frame_metrics
+from utils.snippet import FRAMES_PER_SNIPPET
 
 UCF_TEST_VIDEOS, UCF_TEST_SNIPPETS, UCF_ANOMALOUS = 290, 69_634, 140
 LENGTHS = Path(__file__).resolve().parents[1] / "dataset" / "ucf_train_lengths.npy"

@@ -49,29 +49,25 @@ def c2fpl_agreement(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else float("nan")
 
 
-def train_with_snapshots(argv: list[str], log: Path) -> tuple[list[tuple[int, dict]], trainer.Trainer, object]:
-    """main.py in this process; every snapshot's label-free state (iteration, state dict), the trainer and the
-    training features."""
-    snapshots, seen = [], {}
-    real_checkpoint, real_open_train = trainer.Trainer.checkpoint, train_main.open_train
+class Snapshots(trainer.Callback):
+    """Every snapshot's label-free state (what selected.pkl holds then), and the trainer."""
 
-    def checkpoint(self, record):
-        real_checkpoint(self, record)
-        state = self.selected_state(self.model.state_dict())
-        snapshots.append((self.progress.iteration, {k: v.detach().clone() for k, v in state.items()}))
-        seen["trainer"] = self
+    def __init__(self) -> None:
+        self.states: list[tuple[int, dict]] = []
+        self.trainer: trainer.Trainer | None = None
 
-    def open_train(cfg, *args, **kwargs):
-        seen["train"] = real_open_train(cfg, *args, **kwargs)
-        return seen["train"]
+    def on_evaluation_end(self, run: trainer.Trainer, record: dict) -> None:
+        state = run.selected_state(run.model.state_dict())
+        self.states.append((run.progress.iteration, {k: v.detach().clone() for k, v in state.items()}))
+        self.trainer = run
 
-    trainer.Trainer.checkpoint, train_main.open_train = checkpoint, open_train
-    try:
-        with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(io.StringIO()):
-            train_main.main(argv)
-    finally:
-        trainer.Trainer.checkpoint, train_main.open_train = real_checkpoint, real_open_train
-    return snapshots, seen["trainer"], seen["train"]
+
+def train_with_snapshots(argv: list[str], log: Path) -> tuple[list[tuple[int, dict]], trainer.Trainer]:
+    """main.py in this process; every snapshot's label-free state (iteration, state dict) and the trainer."""
+    snapshots = Snapshots()
+    with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(io.StringIO()):
+        train_main.main(argv, [snapshots])
+    return snapshots.states, snapshots.trainer
 
 
 def measure(out: Path, variant: str, seed: int) -> list[dict]:
@@ -83,8 +79,8 @@ def measure(out: Path, variant: str, seed: int) -> list[dict]:
     folder.mkdir(parents=True)
     argv = [*BASE, *VARIANTS[variant][1], *RECIPE, "--seed", str(seed), "--synthetic_dir", str(out / "data" / variant),
             "--c2fpl_dir", str(out / variant / f"c2fpl-seed{seed}"), "--output_dir", str(folder)]
-    snapshots, run, train = train_with_snapshots(argv, folder / "main.log")
-    model, device, test = copy.deepcopy(run.model).eval(), run.device, run.test
+    snapshots, run = train_with_snapshots(argv, folder / "main.log")
+    model, device, test, train = copy.deepcopy(run.model).eval(), run.device, run.test, run.train_source
     c2fpl = score_snippets(lambda x: model.scorer_c2fpl(x).squeeze(-1), train, device=device) >= 0.5
     rows = []
     for iteration, state in snapshots:

@@ -1,4 +1,4 @@
-"""The README's synthetic results table: FRD-UVAD with each auxiliary scorer, and the baselines.
+"""docs/results.md's synthetic results table: FRD-UVAD with each auxiliary scorer, and the baselines.
 
 Runs, on the default synthetic dataset and configs/synthetic.yaml:
   1. ``main.py --aux none``;

@@ -12,8 +12,8 @@ import numpy as np
 
 from dataset.features import FeatureSource, open_features, read_npy, video_key
 from utils.errors import InputError
-from utils.metrics import FRAMES_PER_SNIPPET
 from utils.ranges import ranges_from_lengths
+from utils.snippet import FRAMES_PER_SNIPPET
 
 POLICIES = ("error", "truncate")
 UCF_TEST_FRAMES = {1_114_144: "RTFM's, 69,634 snippets", 1_109_680: "DeepMIL's, 69,355 snippets"}

@@ -19,7 +19,7 @@ from utils.errors import InputError
 
 DATA_PATHS = ("train_features", "train_ranges", "train_list", "test_features", "test_gt", "test_ranges",
               "test_list", "feature_root", "train_truth")
-REAL_FILES_HINT = 'see README, "Where the real files come from"'
+REAL_FILES_HINT = 'see docs/data.md, "Where the real files come from"'
 OWN_FILES = {"synthetic", "custom"}  # dataset names whose data paths are the user's files: these decide the size
 
 
@@ -114,7 +114,7 @@ def _described(video: dict, keys: list[str]) -> str:
 
 
 def check_exist(cfg: Config, *keys: str) -> None:
-    """Each file that ``cfg`` names under ``keys`` exists; a missing one of a real dataset points to README."""
+    """Each file that ``cfg`` names under ``keys`` exists; a missing one of a real dataset points to docs/data.md."""
     for key in keys:
         path = getattr(cfg, key)
         if path and not Path(path).exists():

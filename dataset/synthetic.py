@@ -1,4 +1,4 @@
-"""Seeded I3D-like synthetic data in the UCF-Crime concatenated layout (see DATA.md).
+"""Seeded I3D-like synthetic data in the UCF-Crime concatenated layout (see docs/data.md).
 
 Each snippet's pre-activation feature is
 ``h = energy_v * (m + scene_v) + W (lam * z_t) + crop_{v,c} + noise``: a global mean
@@ -30,9 +30,9 @@ from tqdm import tqdm
 from dataset.c2fpl import snippet_norms
 from utils.errors import InputError
 from utils.io import atomic_path, save_json, save_npy
-from utils.metrics import FRAMES_PER_SNIPPET
 from utils.progress import progress_bar
 from utils.ranges import ranges_from_lengths
+from utils.snippet import FRAMES_PER_SNIPPET
 
 FILES: dict[str, str] = {
     "train_features": "concat_UCF.npy",

@@ -1,7 +1,7 @@
 """Training samples: windows of ``cross_clip`` consecutive snippets, gathered a batch at a time.
 
 Sample ``i`` is snippets ``i .. i+cc-1`` shaped ``(C, cc, D)``. By default the
-release's rule holds (ALGORITHM.md, "Training sample"): windows run across video
+release's rule holds (docs/model.md, "Input"): windows run across video
 boundaries, and a row past the end of the array is replaced by the start row ``i``.
 ``within_video=True`` instead repeats the last snippet of the start's video.
 """

@@ -259,6 +259,6 @@ def live_name(source: str) -> str:
     return safe_name(source.split("://", 1)[-1].replace("/", "_")) if "://" in source else Path(source).stem
 
 
-def write_index(out_dir: Path, reports: list[VideoReport]) -> None:
-    """``OUT/videos.json``: every scored video's summary."""
+def write_summaries(out_dir: Path, reports: list[VideoReport]) -> None:
+    """``OUT/videos.json``: every scored video's summary (length, peak score, events), by name."""
     save_json(out_dir / "videos.json", {r.name: r.summary() for r in reports})

@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,20 +60,41 @@ class TrainingError(RuntimeError):
 
 
 @dataclass
-class Progress:
+class TrainingProgress:
     """Where training stands; saved with every snapshot so that ``--resume`` continues exactly.
 
-    ``best_auc``: the best value of the ``--select_metric`` metric (AUC by default); the field keeps its name so
-    that earlier resume.pt files load.
+    ``best_value``: the best value of the ``--select_metric`` metric (AUC by default).
     """
 
     iteration: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    best_auc: float = -1.0
+    best_value: float = -1.0
     best_iteration: int = 0
     best_file: str | None = None
     history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TrainingProgress":
+        """From resume.pt's ``progress``; files written before ``best_value`` was named so call it ``best_auc``."""
+        state = dict(state)
+        if "best_auc" in state:
+            state["best_value"] = state.pop("best_auc")
+        return cls(**state)
+
+
+class Callback:
+    """Fixed points of a run where a caller (a benchmark, a test) may look at the trainer or stop it; each method
+    does nothing here. A KeyboardInterrupt raised from one is a Ctrl-C at that point."""
+
+    def on_step_end(self, trainer: "Trainer") -> None:
+        """After an optimiser step and its counters (``trainer.progress.iteration`` is the step's number)."""
+
+    def on_evaluation_start(self, trainer: "Trainer") -> None:
+        """Before an evaluation scores the test set (with no test set: before it sums the losses)."""
+
+    def on_evaluation_end(self, trainer: "Trainer", record: dict) -> None:
+        """Once the evaluation's ``record`` is kept: the checkpoints, the logs and resume.pt are written."""
 
 
 class Interval:
@@ -119,7 +141,8 @@ class Interval:
         return float(self.sums["loss"]) / max(self.steps, 1)
 
     def copy(self) -> "Interval":
-        """A snapshot: ``add`` replaces the sums' tensors, it never changes them in place."""
+        """A copy that later ``add`` calls leave as it is: ``add`` replaces the sums' tensors, never changes them
+        in place."""
         twin = copy.copy(self)
         twin.sums, twin.last = dict(self.sums), dict(self.last)
         return twin
@@ -248,11 +271,12 @@ class Trainer:
 
     def __init__(self, cfg: Config, model: FRDUVAD, train: FeatureSource, test: TestSet | None, device: torch.device,
                  out_dir: Path, aux_labels: np.ndarray | None = None, truth: np.ndarray | None = None,
-                 dist: Distributed = Distributed(), extraction: dict | None = None) -> None:
+                 dist: Distributed = Distributed(), extraction: dict | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
         """``test``: None trains without evaluations; ``extraction``: the features' extraction settings, recorded
-        beside every checkpoint."""
+        beside every checkpoint; ``callbacks``: called at the run's fixed points, in order."""
         self.cfg, self.model, self.test, self.device, self.out_dir = cfg, model, test, device, Path(out_dir)
-        self.dist = dist
+        self.dist, self.callbacks = dist, list(callbacks)
         self.net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
                                            forward_sync_buffers=False) if is_distributed() else model
         self.statistics = GlobalBatchStatistics() if is_distributed() else BatchStatistics()
@@ -270,25 +294,25 @@ class Trainer:
         self.average = None
         if cfg.recipe == "improved" and cfg.ema_decay:
             self.average = ScorerAverage(model.scorer, cfg.ema_decay, int(cfg.ema_start * self.total_iterations))
-        self.progress = Progress()
+        self.progress = TrainingProgress()
         self.interval = Interval(self.truth)
-        self.boundary = self.snapshot()
+        self.boundary = self.capture_boundary()
 
     @property
     def total_iterations(self) -> int:
         total = self.cfg.max_epoch * len(self.loader)
         return min(total, self.cfg.max_iters) if self.cfg.max_iters else total
 
-    def snapshot(self) -> dict:
-        """What a step changes besides the weights and the optimiser: taken at each step boundary, so that a
-        Ctrl-C in the middle of a step can drop it (``restore``)."""
+    def capture_boundary(self) -> dict:
+        """What a step changes besides the weights and the optimiser (loss sums, bank, random states): captured at
+        each step boundary, so that a Ctrl-C in the middle of a step can drop it (``restore_boundary``)."""
         return {"interval": self.interval.copy(), "bank": self.model.bank.samples,
                 "bank_rng": self.bank_rng.get_state(), "rng": rng_state()}
 
-    def restore(self, snapshot: dict) -> None:
-        self.interval, self.model.bank.samples = snapshot["interval"], snapshot["bank"]
-        self.bank_rng.set_state(snapshot["bank_rng"])
-        set_rng_state(snapshot["rng"])
+    def restore_boundary(self, boundary: dict) -> None:
+        self.interval, self.model.bank.samples = boundary["interval"], boundary["bank"]
+        self.bank_rng.set_state(boundary["bank_rng"])
+        set_rng_state(boundary["rng"])
 
     def step(self, batch: dict) -> None:
         """One optimiser step and the progress counters, together (a Ctrl-C during them takes effect after them);
@@ -319,7 +343,7 @@ class Trainer:
                 self.average.update(self.model.scorer, p.iteration)
             if p.batch_in_epoch == len(self.loader):
                 p.epoch, p.batch_in_epoch = p.epoch + 1, 0
-            self.boundary = self.snapshot()
+            self.boundary = self.capture_boundary()
 
     def check_finite(self) -> None:
         """Stop with a one-line error if a loss since the last evaluation was NaN or Inf (the last step's losses)."""
@@ -333,6 +357,8 @@ class Trainer:
         losses and label counts since the last snapshot, the bank's size. Changes nothing: a Ctrl-C here loses
         nothing."""
         self.check_finite()
+        for callback in self.callbacks:
+            callback.on_evaluation_start(self)
         summary = self.interval.summary()
         scores = None if self.test is None else self.test_scores()
         record, p = None, self.progress
@@ -379,7 +405,7 @@ class Trainer:
             rng = gather_objects(rng_state())
             if self.dist.is_main:
                 self.save_resume(rng)
-            self.boundary = self.snapshot()
+            self.boundary = self.capture_boundary()
 
     def checkpoint(self, record: dict) -> None:
         """``last.pkl``, ``selected.pkl`` (the improved recipe) and, with a test set, ``best_ckpt_<value>.pkl`` when
@@ -387,10 +413,10 @@ class Trainer:
         it; rank 0 writes them."""
         p = self.progress
         key = SELECT_METRICS[self.cfg.select_metric][0]
-        previous, improved = p.best_file, self.test is not None and record[key] > p.best_auc
+        previous, improved = p.best_file, self.test is not None and record[key] > p.best_value
         if improved:
-            p.best_auc, p.best_iteration = float(record[key]), p.iteration
-            p.best_file = f"best_ckpt_{p.best_auc:.4f}.pkl"
+            p.best_value, p.best_iteration = float(record[key]), p.iteration
+            p.best_file = f"best_ckpt_{p.best_value:.4f}.pkl"
         if not self.dist.is_main:
             return
         state = self.model.state_dict()
@@ -433,7 +459,7 @@ class Trainer:
         lines = [f"iteration {h['iteration']}\tepoch {h['epoch']}\tAUC {h['auc_all']:.4f}\tAUC_abn {h['auc_abn']:.4f}"
                  f"\tFAR {h['far_all']:.4f}\tAP {h['ap']:.4f}" for h in p.history]
         name = SELECT_METRICS[self.cfg.select_metric][1]
-        best = f"best {name} {p.best_auc:.4f} at iteration {p.best_iteration} ({p.best_file})"
+        best = f"best {name} {p.best_value:.4f} at iteration {p.best_iteration} ({p.best_file})"
         return "\n".join(lines + [best]) + "\n"
 
     def save_resume(self, rng: list[dict]) -> None:
@@ -457,16 +483,16 @@ class Trainer:
         self.bank_rng.set_state(state["bank_rng"])
         ranks = state.get("rng_ranks", [state["rng"]])
         set_rng_state(ranks[self.dist.rank] if len(ranks) == self.dist.world_size else state["rng"])
-        self.progress = Progress(**state["progress"])
+        self.progress = TrainingProgress.from_state(state["progress"])
         average = state.get("average")
         if self.average is not None and average is not None and self.progress.iteration > self.average.start:
             self.average.load_state_dict(average)  # else it starts later in this run's schedule: a run stopped by
             # --max_iters and resumed to its --max_epoch starts its average as if it had never stopped
         if "interval" in state and self.dist.is_main:  # rank 0 only: the sums are summed over processes
             self.interval.load(state["interval"], self.device)
-        self.boundary = self.snapshot()
+        self.boundary = self.capture_boundary()
 
-    def run(self) -> Progress:
+    def run(self) -> TrainingProgress:
         """Train to ``max_epoch`` (or ``max_iters``); a snapshot (evaluation, logs, checkpoints) every ``snapshot``
         iterations and at the end.
 
@@ -484,6 +510,8 @@ class Trainer:
         def evaluation() -> float:
             record = self.evaluate()
             self.commit_evaluation(record)
+            for callback in self.callbacks:
+                callback.on_evaluation_end(self, record)
             auc = record.get("auc_all", float("nan"))
             bar.set_postfix(self.postfix(record["loss"], auc))
             return auc
@@ -501,6 +529,8 @@ class Trainer:
                 redraw = False
                 for batch in batches:
                     self.step(batch)
+                    for callback in self.callbacks:
+                        callback.on_step_end(self)
                     bar.update(1)
                     if due():
                         last_auc = evaluation()
@@ -535,6 +565,6 @@ class Trainer:
             return (f"interrupted at iteration {p.iteration}: {path} holds the state of the last evaluation; continue "
                     f"with: torchrun --nproc_per_node {self.dist.world_size} {arguments}")
         with sigint_held(drop=True):
-            self.restore(self.boundary)
+            self.restore_boundary(self.boundary)
             self.save_resume([self.boundary["rng"]])
         return f"interrupted at iteration {p.iteration}: saved {path}; continue with: python {arguments}"

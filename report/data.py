@@ -17,8 +17,9 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
 from utils.events import Event
-from utils.metrics import FRAMES_PER_SNIPPET, frame_scores
+from utils.metrics import frame_scores
 from utils.plots import anomalous_spans
+from utils.snippet import FRAMES_PER_SNIPPET
 
 SERIES_POINTS = 2000  # the most points one video's curve keeps; longer videos are max-pooled
 CURVE_CELLS = 400  # ROC / PR curves keep one point per cell of a CURVE_CELLS × CURVE_CELLS grid they pass through

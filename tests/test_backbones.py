@@ -13,7 +13,7 @@ from video.backbones import BACKBONES, I3DResNet50, build_backbone, load_i3d_wei
 PARITY_TOL = dict(rtol=1e-4, atol=1e-3)  # the parity README's tolerance (features reach ~400)
 SMALL_CLIP = (1, 3, 16, 32, 32)  # the smallest input I3D takes whole: layer4 at (1, 2048, 2, 1, 1)
 TORCHVISION_SIZES = {"r3d_18": 512, "mc3_18": 512, "r2plus1d_18": 512, "s3d": 1024, "mvit_v1_b": 768,
-                     "mvit_v2_s": 768, "swin3d_t": 768, "swin3d_s": 768, "swin3d_b": 1024}  # EXTRACTION.md
+                     "mvit_v2_s": 768, "swin3d_t": 768, "swin3d_s": 768, "swin3d_b": 1024}  # docs/video.md
 # the smallest (H = W) each model accepts for 16 frames: s3d's head pools a 7×7 map, mvit's position
 # embeddings are fixed at 224×224
 SIDE = {"s3d": 224, "mvit_v1_b": 224, "mvit_v2_s": 224}

@@ -119,8 +119,10 @@ def test_interrupted_stage_continues_to_the_same_classifier(stage, tmp_path, mon
     assert (out / c2fpl_stage.PARTIAL).is_file() and not (out / c2fpl_stage.FILES["summary"]).exists()
     np.testing.assert_array_equal(np.load(out / c2fpl_stage.FILES["pseudo_labels"]), np.load(paths["pseudo_labels"]))
     calls.clear()
-    monkeypatch.setattr(c2fpl_stage.c2fpl, "pseudo_labels", None)  # the labels are reused, not made again
-    continued = c2fpl_stage.run_stage(cfg, train, test, out, torch.device("cpu"))
+    logged = []
+    continued = c2fpl_stage.run_stage(cfg, train, test, out, torch.device("cpu"), log=logged.append)
+    assert logged[:2] == [f"C2FPL: reusing the pseudo labels in {out} (same inputs and settings)",
+                          "C2FPL: continuing the classifier from epoch 1/2 ..."]  # the labels are not made again
     assert len(calls) == batches_per_epoch  # the second epoch only, from its start
     assert not (out / c2fpl_stage.PARTIAL).exists()
     weights = torch.load(continued["classifier"], weights_only=True)
@@ -130,17 +132,28 @@ def test_interrupted_stage_continues_to_the_same_classifier(stage, tmp_path, mon
     assert summary["classifier_test"] == expected_summary["classifier_test"]
 
 
-def test_stage_interrupted_while_labelling_keeps_nothing(stage, tmp_path, monkeypatch):
+def test_stage_interrupted_while_labelling_keeps_nothing(stage, tmp_path):
     cfg, train, _, _, _ = stage
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def interrupted(line: str) -> None:  # Ctrl-C as the labelling starts
+        if line.startswith("C2FPL: pseudo labels from"):
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(c2fpl_stage.c2fpl, "pseudo_labels", interrupted)
     with pytest.raises(Interrupted, match="before the pseudo labels were written: nothing kept"):
-        c2fpl_stage.run_stage(cfg, train, None, tmp_path, torch.device("cpu"))
+        c2fpl_stage.run_stage(cfg, train, None, tmp_path, torch.device("cpu"), log=interrupted)
     assert not list(tmp_path.iterdir())
 
+
+def test_a_folder_written_with_the_earlier_classifier_name_is_reused(stage, tmp_path):
+    cfg, train, test, _, _ = stage
+    old = tmp_path / "old"
+    c2fpl_stage.run_stage(cfg, train, test, old, torch.device("cpu"))
+    for suffix in (".pkl", ".yaml"):
+        (old / f"c2fpl_classifier{suffix}").rename(old / f"UCFfinal{suffix}")
+    logged = []
+    reused = c2fpl_stage.run_stage(cfg, train, test, old, torch.device("cpu"), log=logged.append)
+    assert logged == [f"C2FPL: reusing {old} (same inputs and settings)"]
+    assert reused["classifier"] == old / "UCFfinal.pkl"
 
 def test_stage_needs_ranges(stage, tmp_path):
     cfg, _, _, _, _ = stage

@@ -1,4 +1,5 @@
 """Configuration: release flags, YAML layers and their precedence, bad values, the help text."""
+import dataclasses
 import re
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pytest
 
 import run_test
 from conftest import ROOT
-from utils.config import GROUPS, C2FPLRecipe, Config, build_parser, explicit_settings, parse_config, str2bool
+from utils.config import GROUPS, C2FPLRecipe, Config, build_parser, parse_config, str2bool
 from utils.errors import InputError
 
 RELEASE_FLAGS = ("dataset_name", "feature_pretrain_model", "feature_modal", "cross_clip", "lab", "lab_type", "beta",
@@ -71,6 +72,8 @@ def test_only_rgb_i3d_features_in_yaml(tmp_path):
 
 def test_every_setting_carries_its_help_group_and_choices():
     for f in fields(Config):
+        if f.name == "given":  # not a setting: what the user gave
+            continue
         text = f.metadata.get("help", "")
         assert text and text != f.name and len(text.split()) >= 4, f.name
         assert text[0].isupper() or text.startswith("torch."), f.name
@@ -145,12 +148,15 @@ def test_run_test_help_lists_what_evaluation_uses(capsys):
     assert (cfg.lr, cfg.lab, cfg.Vitblock_num) == (0.5, True, 2)
 
 
-def test_explicit_settings(tmp_path):
+def test_the_config_remembers_the_settings_the_user_gave(tmp_path):
     user = tmp_path / "mine.yaml"
     user.write_text("beta: 0.3\n")
-    assert explicit_settings(["--lab", "True", "--config", str(user)]) == {"lab", "config", "beta"}
-    assert explicit_settings(["--split", "train", "--feature_size", "8"], extra=run_test.extra_parser()) == {
+    cfg = parse_config(["--lab", "True", "--config", str(user)])
+    assert cfg.given == {"lab", "config", "beta"}
+    assert dataclasses.replace(cfg, lab=False).given == cfg.given and "given" not in cfg.to_yaml()
+    assert parse_config(["--split", "train", "--feature_size", "8"], extra=run_test.extra_parser()).given == {
         "feature_size"}
+    assert parse_config(["--dataset_name", "ucfcrime"]).given == {"dataset_name"}  # not configs/ucfcrime.yaml's
 
 
 def test_dataset_yaml_then_user_yaml_then_cli(tmp_path):

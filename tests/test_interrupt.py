@@ -50,17 +50,16 @@ def interrupt_optimizer_step(monkeypatch, call: int, signal_after: bool) -> None
     monkeypatch.setattr(torch.optim.AdamW, "step", step)
 
 
-def interrupt_evaluation(monkeypatch, call: int) -> None:
-    """Ctrl-C while the ``call``-th evaluation scores the test set."""
-    real, calls = trainer.score_snippets, []
+class InterruptEvaluation(trainer.Callback):
+    """Ctrl-C as the ``call``-th evaluation starts to score the test set."""
 
-    def score(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
+    def __init__(self, call: int) -> None:
+        self.call, self.calls = call, 0
+
+    def on_evaluation_start(self, run: trainer.Trainer) -> None:
+        self.calls += 1
+        if self.calls == self.call:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "score_snippets", score)
 
 
 @pytest.mark.parametrize("where,call,iteration,interval_steps", [
@@ -72,14 +71,13 @@ def test_interrupted_run_resumes_like_the_uninterrupted_one(data_dir, uninterrup
                                                             where, call, iteration, interval_steps):
     reference, expected = uninterrupted
     out = tmp_path / "run"
-    if where == "in the evaluation":
-        interrupt_evaluation(monkeypatch, call)
-    else:
+    callbacks = [InterruptEvaluation(call)] if where == "in the evaluation" else []
+    if not callbacks:
         interrupt_optimizer_step(monkeypatch, call, signal_after=where == "after the update")
     resume = out / "resume.pt"
     line = f"interrupted at iteration {iteration}: saved {resume}; continue with: python main.py --resume {resume}"
     with pytest.raises(trainer.Interrupted, match=f"^{re.escape(line)}$"):
-        main.main([*TINY, *DROPOUT, "--synthetic_dir", data_dir, "--output_dir", str(out)])
+        main.main([*TINY, *DROPOUT, "--synthetic_dir", data_dir, "--output_dir", str(out)], callbacks)
     monkeypatch.undo()
     state = torch.load(resume, weights_only=True)
     assert state["progress"]["iteration"] == iteration == state["progress"]["batch_in_epoch"]

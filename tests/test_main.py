@@ -28,4 +28,4 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path):
     result = run("--dataset_name", "ucfcrime", "--train_features", str(tmp_path / "none.npy"))
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'none.npy'}: file not found (see README, \"Where the real files come from\")"]
+        f"error: {tmp_path / 'none.npy'}: file not found (see docs/data.md, \"Where the real files come from\")"]

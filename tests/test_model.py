@@ -116,7 +116,7 @@ def test_auxiliary_scorer_gets_no_gradient_and_stays_fixed():
 
 
 def reference_step(model: FRDUVAD, x: torch.Tensor, bank: torch.Tensor, given: torch.Tensor | None) -> dict:
-    """ALGORITHM.md written out, on the model's own networks (called with the random state the step had)."""
+    """docs/model.md written out, on the model's own networks (called with the random state the step had)."""
     cfg, b = model.config, x.shape[0]
     inputs = torch.cat([x, bank]) if cfg.lab and len(bank) else x
     lossr = ((model.reconstruct(inputs) - inputs) ** 2).mean(dim=-1).max(dim=1).values  # (B+M, cc)

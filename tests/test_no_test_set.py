@@ -12,7 +12,6 @@ import torch
 import main
 import run_test
 from engine import trainer
-from engine.scoring import score_snippets
 from model.scorer import C2FPLClassifier
 from utils.checkpoint import load_state_dict_file, read_settings
 from utils.config import RECIPES
@@ -47,11 +46,11 @@ def write_videos(folder, lengths, settings, seed=0):
     return folder / "features.list"
 
 
-def train(out, *extra):
+def train(out, *extra, callbacks: tuple[trainer.Callback, ...] = ()):
     """main.py into ``out``: its metrics.jsonl records and what it printed."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main.main([*RUN, "--output_dir", str(out), *extra])
+        main.main([*RUN, "--output_dir", str(out), *extra], callbacks)
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()], printed.getvalue()
 
 
@@ -63,21 +62,23 @@ def own(tmp_path_factory):
             "c2fpl": str(root / "c2fpl")}
 
 
-def no_scoring(score, source, rows=None, **kwargs):
-    """Refuses every scoring but the improved recipe's check of the Scorer on a sample of the training snippets."""
-    if rows is None or source.n_snippets != N:
-        raise AssertionError("a test set was scored")
-    return score_snippets(score, source, rows, **kwargs)
+class Evaluations(trainer.Callback):
+    """The iterations of the run's evaluations, each checked to have no test set to score."""
+
+    def __init__(self) -> None:
+        self.iterations: list[int] = []
+
+    def on_evaluation_start(self, run: trainer.Trainer) -> None:
+        assert run.test is None, "an evaluation with a test set"
+        self.iterations.append(run.progress.iteration)
 
 
 @pytest.fixture(scope="module")
 def no_test(own, tmp_path_factory):
-    """The run without a test set; nothing may score one (evaluations, baselines)."""
-    out = tmp_path_factory.mktemp("no_test")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainer, "score_snippets", no_scoring)
-        patch.setattr(main, "score_snippets", no_scoring)
-        records, printed = train(out, "--train_list", own["list"], "--c2fpl_dir", own["c2fpl"])
+    """The run without a test set; no evaluation may have one."""
+    out, evaluations = tmp_path_factory.mktemp("no_test"), Evaluations()
+    records, printed = train(out, "--train_list", own["list"], "--c2fpl_dir", own["c2fpl"], callbacks=(evaluations,))
+    assert evaluations.iterations == [r["iteration"] for r in records]
     return out, records, printed
 
 
@@ -91,7 +92,7 @@ def aux_count(own) -> int:
     the end is the start row), each labelled by the C2FPL classifier's crop-averaged probability >= 0.5."""
     features = concatenated(own["folder"], len(LENGTHS))
     classifier = C2FPLClassifier(256)
-    classifier.load_state_dict(load_state_dict_file(f"{own['c2fpl']}/UCFfinal.pkl"))
+    classifier.load_state_dict(load_state_dict_file(f"{own['c2fpl']}/c2fpl_classifier.pkl"))
     with torch.no_grad():
         labels = (classifier.eval()(torch.from_numpy(features)).squeeze(-1) >= 0.5).numpy()
     starts = np.arange(N)[:, None]
@@ -138,7 +139,7 @@ def test_training_without_a_test_set(own, no_test):
                                         "learned_nothing": False}
     assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "score_fusion": FUSION,
                         "extraction": SETTINGS}
-    assert read_settings(f"{own['c2fpl']}/UCFfinal.pkl")["extraction"] == SETTINGS
+    assert read_settings(f"{own['c2fpl']}/c2fpl_classifier.pkl")["extraction"] == SETTINGS
     assert "no test set given: nothing was evaluated, so no AUC is reported" in printed
     assert "baselines (feature norm, C2FPL classifier alone) skipped: they need a test set" in printed
     assert f"the checkpoint to use: {out / 'selected.pkl'}" in printed
@@ -188,7 +189,7 @@ def test_the_concatenated_file_alone_finds_its_ranges_and_record(own, tmp_path):
                    "--c2fpl_epochs", "1", "--output_dir", str(tmp_path / "c2fpl"), "--device", "cpu"])
     assert json.loads((tmp_path / "c2fpl" / "c2fpl_summary.json").read_text())["videos"] == 3
     assert f"train_ranges: {folder / 'nalist.npy'}" in (tmp_path / "c2fpl" / "config.yaml").read_text()
-    assert read_settings(tmp_path / "c2fpl" / "UCFfinal.pkl") == {"feature_size": 256, "crops": 2,
+    assert read_settings(tmp_path / "c2fpl" / "c2fpl_classifier.pkl") == {"feature_size": 256, "crops": 2,
                                                                   "extraction": SETTINGS}
 
 

@@ -1,8 +1,9 @@
-"""Per-video score plots: one file per anomalous video, named after it, titled with its own frame AUC."""
+"""The plots: the ROC curve and one score curve per anomalous video, their content and their files."""
+import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from utils.plots import plot_roc, plot_videos, safe_name, video_title
+from utils.plots import plot_roc, plot_videos, roc_figure, safe_name, video_figure, video_title
 
 
 def test_one_png_per_anomalous_video_named_after_it(tmp_path):
@@ -16,8 +17,41 @@ def test_one_png_per_anomalous_video_named_after_it(tmp_path):
     assert [p.name for p in written] == ["b.png", "c_d.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
     assert [p.name for p in plot_videos(scores, gt, ranges, tmp_path / "x")] == ["video_0001.png", "video_0002.png"]
+    height, width, _ = plt.imread(written[0]).shape
+    assert 100 < height < width / 2  # the wide time axis of a score curve
     plot_roc(scores, gt, tmp_path / "roc.png")
-    assert (tmp_path / "roc.png").stat().st_size > 0
+    height, width, _ = plt.imread(tmp_path / "roc.png").shape
+    assert 300 < width and 0.8 < height / width < 1.25  # the square ROC figure
+
+
+def test_roc_figure_draws_the_frames_roc_curve():
+    rng = np.random.default_rng(1)
+    gt = np.repeat(rng.random(20) < 0.3, 16).astype(np.float64)
+    scores = rng.random(20)
+    fig = roc_figure(scores, gt)
+    curve = fig.axes[0].lines[0]
+    fpr, tpr, _ = roc_curve(gt, np.repeat(scores, 16))
+    np.testing.assert_array_equal(curve.get_xdata(), fpr)
+    np.testing.assert_array_equal(curve.get_ydata(), tpr)
+    assert curve.get_label() == f"AUC {roc_auc_score(gt, np.repeat(scores, 16)):.4f}"
+    plt.close(fig)
+
+
+def test_video_figure_draws_the_scores_the_threshold_and_the_true_spans():
+    labels = np.zeros(64)
+    labels[16:40] = 1
+    scores = np.linspace(0, 1, 64)
+    fig = video_figure("b", labels, scores, threshold=0.3)
+    ax = fig.axes[0]
+    line = next(line for line in ax.lines if line.get_label() == "anomaly score")
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(64))
+    np.testing.assert_array_equal(line.get_ydata(), scores)
+    alarm = next(line for line in ax.lines if line.get_label() == "alarm threshold 0.3")
+    assert list(alarm.get_ydata()) == [0.3, 0.3]
+    (span,) = ax.patches
+    assert (span.get_x(), span.get_x() + span.get_width()) == (16, 40)
+    assert ax.get_title() == video_title("b", labels, scores)
+    plt.close(fig)
 
 
 def test_title_carries_the_videos_own_auc():

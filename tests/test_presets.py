@@ -1,5 +1,5 @@
 """Presets: resize sizes, crop boxes and order, mirroring, scaling and the last-snippet rule, checked
-against values written out by hand from docs/EXTRACTION.md and against torchvision's own transforms."""
+against values written out by hand from docs/video.md (Presets) and against torchvision's own transforms."""
 import numpy as np
 import pytest
 import torch

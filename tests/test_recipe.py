@@ -40,12 +40,13 @@ def data_flags(files: dict, gt) -> list[str]:
     return [*(x for key in keys for x in (f"--{key}", str(files[key]))), "--test_gt", str(gt)]
 
 
-def train(out, data: list[str], c2fpl_dir, *extra: str, run: list[str] = RUN) -> tuple[list[dict], str]:
+def train(out, data: list[str], c2fpl_dir, *extra: str, run: list[str] = RUN,
+          callbacks: tuple[trainer.Callback, ...] = ()) -> tuple[list[dict], str]:
     """main.py with ``run`` (the recipe with its average and fusion) into ``out``: its metrics.jsonl records and what
     it printed."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main.main([*run, *data, "--output_dir", str(out), "--c2fpl_dir", str(c2fpl_dir), *extra])
+        main.main([*run, *data, "--output_dir", str(out), "--c2fpl_dir", str(c2fpl_dir), *extra], callbacks)
     return records(out), printed.getvalue()
 
 
@@ -62,16 +63,14 @@ def runs(tmp_path_factory):
     gt = np.load(files["test_gt"])
     shuffled = root / "shuffled_gt.npy"
     np.save(shuffled, np.random.default_rng(0).permutation(gt))
-    steps, real_step = [], trainer.Trainer.step
+    steps = []
 
-    def step(self, batch):
-        real_step(self, batch)
-        steps.append({k: v.detach().clone() for k, v in self.model.scorer.state_dict().items()})
+    class ScorerAfterEachStep(trainer.Callback):
+        def on_step_end(self, run):
+            steps.append({k: v.detach().clone() for k, v in run.model.scorer.state_dict().items()})
 
     true = data_flags(files, files["test_gt"])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainer.Trainer, "step", step)
-        true_records, printed = train(root / "true", true, root / "c2fpl_true")
+    true_records, printed = train(root / "true", true, root / "c2fpl_true", callbacks=(ScorerAfterEachStep(),))
     shuffled_records, _ = train(root / "shuffled", data_flags(files, shuffled), root / "c2fpl_shuffled")
     return {"root": root, "data": true, "files": files, "true": (root / "true", true_records, printed),
             "shuffled": (root / "shuffled", shuffled_records), "steps": steps}

@@ -1,4 +1,5 @@
 """Training and evaluation end to end on a tiny synthetic set: outputs, resume, errors, run_test.py."""
+import dataclasses
 import json
 
 import numpy as np
@@ -7,9 +8,10 @@ import torch
 
 import main
 import run_test
-from dataset.prepare import open_test, prepare
+from dataset import synthetic
+from dataset.prepare import open_test, prepare, synthetic_spec
 from engine.scoring import score_snippets
-from engine.trainer import TrainingError
+from engine.trainer import TrainingError, TrainingProgress
 from model.checkpoint import CheckpointError, model_settings
 from model.frd import FRDUVAD, ModelConfig
 from utils.checkpoint import read_settings, save_checkpoint
@@ -141,8 +143,22 @@ def test_cli_errors(data_dir, tmp_path, extra, needle):
 
 
 def test_run_test_rejects_a_checkpoint_of_another_feature_size(data_dir, tmp_path):
-    model = FRDUVAD(ModelConfig(512, 4, 2))
-    torch.save(model.state_dict(), tmp_path / "big.pkl")
+    files = synthetic.ensure(data_dir, synthetic_spec(parse_config(TINY)))  # 256-d features
+    big = tmp_path / "big.pkl"
+    torch.save(FRDUVAD(ModelConfig(512, 4, 2)).state_dict(), big)
+    test_files = ["--test_features", str(files["test_features"]), "--test_gt", str(files["test_gt"])]
+    with pytest.raises(InputError) as error:
+        run_test.main([*TINY, *test_files, "--ckpt_path", str(big)])
+    assert str(error.value) == (f"{big}: checkpoint for feature size 512, but {files['test_features']} has features "
+                                "of size 256")
+    with pytest.raises(InputError) as error:
+        run_test.main([*TINY, *test_files, "--ckpt_path", str(big), "--feature_size", "256"])
+    assert str(error.value) == f"{big}: checkpoint for feature size 512, but --feature_size 256"
+
+
+def test_run_test_refuses_a_synthetic_folder_of_another_feature_size(data_dir, tmp_path):
+    synthetic.ensure(data_dir, synthetic_spec(parse_config(TINY)))  # 256-d features
+    torch.save(FRDUVAD(ModelConfig(512, 4, 2)).state_dict(), tmp_path / "big.pkl")
     with pytest.raises(InputError, match=r"holds the synthetic dataset 256d-2crop-10\+6videos-seed0-x0\.1, not 512d"):
         run_test.main([*TINY, "--synthetic_dir", data_dir, "--ckpt_path", str(tmp_path / "big.pkl")])
 
@@ -221,3 +237,11 @@ def test_run_test_applies_the_metric_settings(data_dir, full_run, tmp_path):
     for key in ("auc_abn", "far_all"):
         assert reported[key] == pytest.approx(expected[key], abs=1e-12)
     assert (reported["auc_abn"], reported["far_all"]) != (default["auc_abn"], default["far_all"])
+
+
+def test_resume_files_that_name_the_best_value_best_auc_still_load():
+    older = {"iteration": 6, "epoch": 1, "batch_in_epoch": 0, "best_auc": 0.91, "best_iteration": 3,
+             "best_file": "best_ckpt_0.9100.pkl", "history": []}
+    progress = TrainingProgress.from_state(older)
+    assert (progress.best_value, progress.best_iteration, progress.iteration) == (0.91, 3, 6)
+    assert TrainingProgress.from_state(dataclasses.asdict(progress)) == progress

@@ -1,5 +1,5 @@
 """The user's own files: never mixed with the synthetic default; the checkpoint or the files decide the
-feature size; one synthetic folder per specification; missing real files point to README."""
+feature size; one synthetic folder per specification; missing real files point to docs/data.md."""
 import json
 from pathlib import Path
 
@@ -71,7 +71,7 @@ def test_c2fpl_stage_needs_only_training_features_and_ranges(in_tmp):
                "--c2fpl_epochs", "1", "--output_dir", str(out)])
     summary = json.loads((out / "c2fpl_summary.json").read_text())
     assert summary["snippets"] == 50 and "classifier_test" not in summary
-    assert torch.load(out / "UCFfinal.pkl", weights_only=True)["fc1.weight"].shape == (512, 512)
+    assert torch.load(out / "c2fpl_classifier.pkl", weights_only=True)["fc1.weight"].shape == (512, 512)
     assert not (in_tmp / "data").exists()
 
 
@@ -96,9 +96,9 @@ def test_a_synthetic_folder_of_another_specification_is_never_overwritten(tmp_pa
 
 
 def test_a_missing_real_file_points_to_the_readme(in_tmp):
-    with pytest.raises(InputError, match=r'^dataset/ucfcrime/concat_UCF\.npy: file not found \(see README, '
+    with pytest.raises(InputError, match=r'^dataset/ucfcrime/concat_UCF\.npy: file not found \(see docs/data\.md, '
                                          r'"Where the real files come from"\)$'):
         main.main(["--dataset_name", "ucfcrime"])
     with pytest.raises(InputError, match=r'^best_ckpt/ucfcrime/best_ckpt_0\.8212\.pkl: checkpoint file not found '
-                                         r'\(see README, "Where the real files come from"\)$'):
+                                         r'\(see docs/data\.md, "Where the real files come from"\)$'):
         run_test.main(["--dataset_name", "ucfcrime"])

@@ -44,7 +44,7 @@ def per_video(tmp_path, data, ranges, per_crop: bool) -> PerVideoFeatures:
 
 
 def naive_windows(data, starts, cc, ranges=None):
-    """One sample at a time, straight from ALGORITHM.md."""
+    """One sample at a time, straight from docs/model.md."""
     n = len(data)
     out = []
     for i in starts:

@@ -19,7 +19,7 @@ import yaml
 from utils.errors import InputError
 from utils.io import atomic_open, save_text
 
-SETTINGS_KEYS = ("feature_size", "cross_clip", "Vitblock_num", "crops")  # integers; the first three: model.checkpoint.MODEL_KEYS
+SETTINGS_KEYS = ("feature_size", "cross_clip", "Vitblock_num", "crops")  # integers; model.checkpoint.MODEL_KEYS + crops
 
 
 def save_checkpoint(path: str | os.PathLike, obj: dict[str, Any], settings: dict[str, Any] | None = None) -> None:

@@ -284,6 +284,8 @@ class Config:
                "time): far less memory, about 1/3 more compute.", "performance", test=False)
     num_workers: int = setting(0, "Background worker processes assembling training batches (0: none).",
                                "performance", metavar="N", test=False)
+    # Not a setting: the names of those the user gave (typed, or in the --config file), filled in by parse_config.
+    given: frozenset[str] = field(default=frozenset(), repr=False, compare=False, metadata={"setting": False})
 
     @property
     def c2fpl_recipe(self) -> "C2FPLRecipe":
@@ -298,18 +300,19 @@ class Config:
         return parse_lambda(self.Lambda)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings (not ``given``), as config.yaml holds them."""
+        return {name: getattr(self, name) for name in FIELDS}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def summary(self) -> str:
         """The resolved configuration, one ``key: value`` per line."""
-        width = max(len(f.name) for f in fields(self))
+        width = max(len(name) for name in FIELDS)
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in self.to_dict().items())
 
 
-FIELDS = {f.name: f for f in fields(Config)}
+FIELDS = {f.name: f for f in fields(Config) if f.metadata.get("setting", True)}  # the settings
 
 
 def str2bool(text: str) -> bool:
@@ -567,15 +570,6 @@ def _parse_cli(argv: Sequence[str], description: str, extra: argparse.ArgumentPa
     return cli
 
 
-def explicit_settings(argv: Sequence[str] | None = None, extra: argparse.ArgumentParser | None = None) -> set[str]:
-    """The names of the settings the user gave: typed on the command line or set in the --config file (not
-    those of configs/<dataset>.yaml or the built-in defaults)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    typed = vars(build_parser(extra=extra, defaults={}).parse_args(argv))
-    config = typed.get("config")
-    return {k for k in typed if k in FIELDS} | (set(read_yaml(config)) if config else set())
-
-
 def parse_config(argv: Sequence[str] | None = None, description: str = "FRD-UVAD",
                  overrides: dict[str, Any] | None = None, extra: argparse.ArgumentParser | None = None,
                  command: str | None = None) -> Config:
@@ -585,6 +579,8 @@ def parse_config(argv: Sequence[str] | None = None, description: str = "FRD-UVAD
     command reads their values itself. ``command``: whose flags ``--help`` lists, "train" (main.py) or "test"
     (run_test.py); unset, ``extra.command`` (a :class:`CliParser`'s) or else "train". A bad command line
     raises :class:`InputError` (one line); ``-h`` prints the help, with the chosen dataset's defaults, and exits.
+    The Config's ``given`` names the settings the user gave: typed in ``argv`` or set in its --config file (not
+    those of configs/<dataset>.yaml, the recipe or the built-in defaults).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = command or getattr(extra, "command", None) or "train"
@@ -592,7 +588,8 @@ def parse_config(argv: Sequence[str] | None = None, description: str = "FRD-UVAD
     name, values = _layers(cli, overrides)
     values.update(cli)
     values["dataset_name"] = name
-    cfg = Config(**values)
+    given = set(cli) | (set(read_yaml(cli["config"])) if cli.get("config") else set())
+    cfg = Config(**values, given=frozenset(given))
     validate(cfg)
     return cfg
 

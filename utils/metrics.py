@@ -20,8 +20,7 @@ from sklearn.metrics import (
 from utils.config import Config
 from utils.errors import InputError
 from utils.ranges import check_ranges
-
-FRAMES_PER_SNIPPET = 16  # frames per I3D snippet: the one definition, for every frame label, score and count
+from utils.snippet import FRAMES_PER_SNIPPET
 
 
 def frame_scores(snippet_scores: np.ndarray) -> np.ndarray:

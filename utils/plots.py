@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 from utils.config import Config  # noqa: E402
 from utils.io import atomic_open  # noqa: E402
-from utils.metrics import FRAMES_PER_SNIPPET, frame_scores  # noqa: E402
+from utils.metrics import frame_scores  # noqa: E402
+from utils.snippet import FRAMES_PER_SNIPPET  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -22,6 +23,11 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 def plot_roc(snippet_scores: np.ndarray, frame_gt: np.ndarray, path: Path, title: str = "") -> None:
     """All-frames ROC of ``(N,)`` snippet scores against ``(16 N,)`` frame labels, into ``path``."""
+    _save(roc_figure(snippet_scores, frame_gt, title), path)
+
+
+def roc_figure(snippet_scores: np.ndarray, frame_gt: np.ndarray, title: str = "") -> plt.Figure:
+    """The figure of :func:`plot_roc`: its first line is the ROC curve, labelled with the AUC."""
     scores = frame_scores(snippet_scores)
     fpr, tpr, _ = roc_curve(frame_gt, scores)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -29,7 +35,7 @@ def plot_roc(snippet_scores: np.ndarray, frame_gt: np.ndarray, path: Path, title
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title or "ROC, all frames")
     ax.legend(loc="lower right")
-    _save(fig, path)
+    return fig
 
 
 def anomalous_spans(labels: np.ndarray) -> list[tuple[int, int]]:
@@ -51,18 +57,24 @@ def plot_videos(snippet_scores: np.ndarray, frame_gt: np.ndarray, ranges: np.nda
         labels, video_scores = frame_gt[frames], scores[frames]
         if not labels.any():
             continue
-        fig, ax = plt.subplots(figsize=(7, 2.6))
-        for i, (start, stop) in enumerate(anomalous_spans(labels)):
-            ax.axvspan(start, stop, color="tab:red", alpha=0.2, linewidth=0, label="ground truth" if i == 0 else None)
-        ax.plot(np.arange(len(labels)), video_scores, color="tab:blue", linewidth=1, label="anomaly score")
-        ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8, label=f"alarm threshold {threshold:g}")
-        ax.set(xlim=(0, len(labels)), ylim=(-0.02, 1.02), xlabel="frame", ylabel="anomaly score",
-               title=video_title(name, labels, video_scores))
-        ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
         path = Path(out_dir) / f"{safe_name(name)}.png"
-        _save(fig, path)
+        _save(video_figure(name, labels, video_scores, threshold), path)
         written.append(path)
     return written
+
+
+def video_figure(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float) -> plt.Figure:
+    """One video's figure of :func:`plot_videos` from its ``(F,)`` frame labels and scores: the ground-truth spans
+    shaded, the scores (the line labelled "anomaly score") and the alarm line at ``threshold``."""
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    for i, (start, stop) in enumerate(anomalous_spans(labels)):
+        ax.axvspan(start, stop, color="tab:red", alpha=0.2, linewidth=0, label="ground truth" if i == 0 else None)
+    ax.plot(np.arange(len(labels)), scores, color="tab:blue", linewidth=1, label="anomaly score")
+    ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8, label=f"alarm threshold {threshold:g}")
+    ax.set(xlim=(0, len(labels)), ylim=(-0.02, 1.02), xlabel="frame", ylabel="anomaly score",
+           title=video_title(name, labels, scores))
+    ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    return fig
 
 
 def video_title(name: str, labels: np.ndarray, scores: np.ndarray) -> str:

@@ -70,7 +70,7 @@ def i3d_stage(inplanes: int, planes: int, stride: int, temporal: tuple[int, ...]
 
 
 class I3DResNet50(nn.Module):
-    """Vanilla I3D ResNet-50 (no non-local blocks) under the reference's state-dict names (EXTRACTION.md).
+    """Vanilla I3D ResNet-50 (no non-local blocks) under the reference's state-dict names (docs/video.md).
 
     forward: (B, 3, 16, 224, 224) float32 -> (B, 2048), the feature; ``fc`` (2048 -> 400 Kinetics classes) is
     kept only so that the weights file loads, and runs only in ``logits``.

@@ -1,6 +1,6 @@
 """Preprocessing presets: resize rule, crop boxes and their order, pixel scaling, last-snippet rule.
 
-``rtfm`` (the default for I3D) and ``gowtham`` follow docs/EXTRACTION.md; ``torchvision_preset``
+``rtfm`` (the default for I3D) and ``gowtham`` follow docs/video.md (Presets); ``torchvision_preset``
 builds the preprocessing of a torchvision video model's weights. The pipeline per video:
 ``resize`` each decoded chunk -> ``snippets`` of 16 frames -> ``crops`` of a batch of snippets.
 Crop boxes are named tl, tr, bl, br (corners) and c (centre, at round((H - crop) / 2),
@@ -16,7 +16,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-SNIPPET = 16  # frames per snippet
+from utils.snippet import FRAMES_PER_SNIPPET as SNIPPET
 TORCHVISION_ORDER = ("tl", "tr", "bl", "br", "c")  # torchvision's five_crop / TenCrop
 GOWTHAM_ORDER = ("tl", "tr", "c", "bl", "br")
 

@@ -25,13 +25,13 @@ import av
 import numpy as np
 
 from utils.errors import InputError
+from utils.snippet import FRAMES_PER_SNIPPET as SNIPPET
 
 ANOMALIES = ("run", "fall", "collide", "flash")
 KINDS = ("normal", *ANOMALIES)
 WIDTH, HEIGHT, FPS = 160, 120, 25
 SECONDS = (6, 9)  # video length range
 SPAN_FRACTION = (0.2, 0.5)  # an anomalous span covers this much of its video
-SNIPPET = 16  # frames per feature snippet
 NOISE = 2.0  # sensor noise, grey levels (std)
 MARGIN = 12  # px a person walks beyond the frame's edge before re-entering at the other side
 RUN_FACTOR = (4.0, 6.0)
