@@ -8,7 +8,8 @@ import torchvision
 from torch.testing import assert_close
 
 from utils.errors import InputError
-from video.backbones import BACKBONES, I3DResNet50, build_backbone, load_i3d_weights, standin_i3d_state_dict
+from video.backbones import (BACKBONES, I3DResNet50, batchnorm_estimation, build_backbone, load_i3d_weights,
+                             standin_i3d_state_dict)
 
 PARITY_TOL = dict(rtol=1e-4, atol=1e-3)  # the parity README's tolerance (features reach ~400)
 SMALL_CLIP = (1, 3, 16, 32, 32)  # the smallest input I3D takes whole: layer4 at (1, 2048, 2, 1, 1)
@@ -230,3 +231,20 @@ def test_download_loads_the_default_weights(monkeypatch):
     x = torch.randn(1, 3, 16, 32, 32)
     with torch.inference_mode():
         assert_close(backbone.net(x), full(x))
+
+
+def test_batchnorm_estimation_keeps_the_average_of_batch_means_and_variances():
+    """Two batches through a BatchNorm: its running mean is the average of their means, its running variance the
+    average of their unbiased variances (computed by hand); weights untouched, eval mode and momentum restored."""
+    net = torch.nn.Sequential(torch.nn.Conv3d(2, 2, 1, bias=False), torch.nn.BatchNorm3d(2)).eval()
+    torch.nn.init.eye_(net[0].weight.view(2, 2))  # the conv passes its input through
+    weight, bias = net[1].weight.detach().clone(), net[1].bias.detach().clone()
+    batches = [torch.randn(3, 2, 2, 2, 2, generator=torch.Generator().manual_seed(s)) * (s + 1) + s for s in (0, 1)]
+    with torch.inference_mode(), batchnorm_estimation(net):
+        for x in batches:
+            net(x)
+    per_channel = [x.transpose(0, 1).reshape(2, -1) for x in batches]
+    assert_close(net[1].running_mean, sum(c.mean(1) for c in per_channel) / 2)
+    assert_close(net[1].running_var, sum(c.var(1, unbiased=True) for c in per_channel) / 2)
+    assert not net[1].training and net[1].momentum == 0.1 and int(net[1].num_batches_tracked) == 2
+    assert torch.equal(net[1].weight, weight) and torch.equal(net[1].bias, bias)

@@ -7,11 +7,11 @@ import yaml
 
 import main
 import run_test
-from video.demo import STANDIN_WEIGHTS, demo_dir
+from video.demo import STANDIN_RECORD, STANDIN_WEIGHTS, demo_dir
 from utils.config import parse_config
 
 
-def test_video_demo_small(tmp_path, monkeypatch, capsys):
+def test_video_demo_small_with_batchnorm_reestimated_on_training_videos_only(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # data/video_demo/ and ckpt/ go here
     args = ["--dataset_name", "video_demo", "--synth_train_videos", "4", "--synth_test_videos", "2",
             "--max_epoch", "2", "--max_seqlen", "8", "--snapshot", "5", "--output_dir", "out", "--device", "cpu"]
@@ -22,6 +22,10 @@ def test_video_demo_small(tmp_path, monkeypatch, capsys):
     assert (root / STANDIN_WEIGHTS).is_file()
     train_list = (root / "features" / "train" / "features.list").read_text().split()
     assert len(train_list) == 4 and np.load(root / "features" / "train" / train_list[0]).shape[1:] == (1, 2048)
+    record = json.loads((root / STANDIN_RECORD).read_text())
+    assert record["how"]["videos"] == ["train_000", "train_002"] and record["snippets"] > 0  # never a test video
+    features = np.concatenate([np.load(root / "features" / "train" / name) for name in train_list])
+    assert 0.1 < features.mean() < 3  # a trained net's scale; the parity rule's statistics alone give about 22
     settings = yaml.safe_load(Path("out/last.yaml").read_text())
     assert settings["feature_size"] == 2048 and settings["extraction"]["backbone"] == "i3d_r50"
     assert settings["extraction"]["crops"] == 1 and settings["extraction"]["preset"] == "rtfm"

@@ -7,7 +7,8 @@ Weights files load with ``weights_only=True``; a file of another layout stops wi
 import hashlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -133,6 +134,28 @@ def standin_i3d_state_dict() -> dict[str, torch.Tensor]:
         else:
             state[key] = 0.02 * torch.randn(shape, generator=g)
     return state
+
+
+@contextmanager
+def batchnorm_estimation(net: nn.Module) -> Iterator[nn.Module]:
+    """Re-estimate the running statistics of every BatchNorm of ``net`` from what it runs inside the block, with
+    no label (the usual recalibration of a net whose statistics do not fit its input): each BatchNorm forgets
+    its statistics and keeps the plain average of the means and variances of the batches it sees (train mode,
+    ``momentum=None``; each batch is normalised by its own statistics meanwhile). On leaving, the BatchNorms are
+    back in eval mode with their momenta; weights and biases are never touched. Run at least one batch inside.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        yield net
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            m.eval()
 
 
 def file_id(path: str | os.PathLike) -> str:
