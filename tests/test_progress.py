@@ -1,12 +1,13 @@
 """Progress displays: tqdm's bar on a terminal, a few plain lines when the stream is a log (counted, not timed)."""
 import io
 import re
+import sys
 
 import numpy as np
 from tqdm import tqdm
 
-from engine import c2fpl_stage
 from dataset.features import ArrayFeatures
+from engine import c2fpl_stage
 from utils.config import parse_config
 from utils.progress import LogProgress, progress_bar
 
@@ -52,6 +53,15 @@ def test_a_log_line_per_interval_and_none_for_a_bar_that_does_not_stay():
     with progress_bar(total=3, desc="work", file=log, leave=False) as bar:
         bar.update(3)
     assert log.getvalue() == ""
+
+
+def test_a_line_written_through_tqdm_during_a_log_display_is_the_line_alone(capsys):
+    with progress_bar(total=10, desc="work") as bar:
+        bar.update(4)
+        tqdm.write("warning: a line", file=sys.stderr)
+        bar.update(6)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "warning: a line" and len(lines) == 2 and "10/10" in lines[1] and "\r" not in lines[1]
 
 
 def test_c2fpl_classifier_training_logs_one_line_into_a_redirected_stderr(capsys):

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 import run_test
+from deploy.score import VideoReport, resolve_extraction, speed_line
+from model.checkpoint import model_settings
 from model.frd import FRDUVAD, ModelConfig
-from score_video import VideoReport, resolve_extraction, speed_line
-from utils.checkpoint import model_settings, save_checkpoint
+from utils.checkpoint import save_checkpoint
+from utils.errors import InputError
 from video.backbones import I3DResNet50
 from video.extract import Extractor
 
@@ -70,7 +72,7 @@ def test_ten_crops_asked_of_a_one_crop_checkpoint_are_noted_and_no_result_names_
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "text.mp4").write_text("not a video")
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match="no video scored"):
         run_test.main(["--video", str(videos), "--ckpt_path", str(one_crop_checkpoint / "last.pkl"), "--weights",
                        str(one_crop_checkpoint / "w.pth"), "--crops", "10", "--output_dir", str(tmp_path / "out")])
     printed = capsys.readouterr().out.splitlines()

@@ -34,6 +34,9 @@ class LogProgress(tqdm):
             self._line()
         return False
 
+    def clear(self, nolock: bool = False) -> None:
+        """Nothing to clear in a log (``tqdm.write`` calls this before its line)."""
+
     def close(self) -> None:
         shown = not self.disable and self._time() - self.start_t >= self.delay  # tqdm's delay: nothing before it
         if shown and self.leave is not False and (self.n, self.postfix) != self._last:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from dataset.layout import CONCAT_FILE, INFO_FILE, LIST_FILE, RANGES_FILE, SUFFIX
 from utils.io import save_json, save_npy_rows, save_text
