@@ -62,25 +62,45 @@ def test_running_person_moves_over_three_times_as_far_per_frame(seed):
     assert running >= 3 * walking
 
 
-def test_fallen_person_lies_still_and_wider_than_tall():
-    scene = Scene("fall", 120, (40, 75), 1, seed=3)
-    box = boxes(person_masks(render_video(scene)))
-    wide, tall = box[:, 1] - box[:, 0] + 1, box[:, 3] - box[:, 2] + 1
-    inside, ok = span_mask(120, scene.span), in_view(box)
-    assert inside.sum() == ok[inside].sum()  # the fall happens in view
-    assert (wide[inside] > tall[inside]).all() and (wide[ok & ~inside] < tall[ok & ~inside]).all()
-    assert (box[inside] == box[40]).all()  # still
+def test_car_drives_through_inside_the_span_only():
+    scene = Scene("vehicle", 120, (40, 90), 2, seed=3, camera=1)
+    video = render_video(scene)
+    normal = person_masks(render_video(Scene("normal", 120, None, 2, seed=3, camera=1)))
+    masks = person_masks(video)
+    area = masks.sum(axis=(1, 2))
+    inside = span_mask(120, scene.span)
+    assert np.median(area[inside]) > np.median(area[~inside]) + 150  # a car is larger than a person
+    assert np.median(area[~inside]) < 2 * np.median(normal.sum(axis=(1, 2)))
+    moved = np.abs(video[41:90].astype(int) - video[40:89]).sum(axis=-1) > 60
+    assert np.median(moved.sum(axis=(1, 2))) > 100  # fast: many pixels change each frame
 
 
-def test_colliding_people_rush_together_and_stay():
+def test_colliding_people_rush_together_and_scuffle():
     scene = Scene("collide", 120, (40, 80), 2, seed=4)
     masks = person_masks(render_video(scene))
     box = boxes(masks)
     extent = box[:, 1] - box[:, 0] + 1
     assert extent[39] >= 30 and extent[40] >= 30  # apart when it starts
-    assert (extent[50:80] <= 20).all()  # together within 10 frames (>= 1 px/frame closer), and stay
-    assert np.array_equal(masks[50], masks[79])  # still
+    assert (extent[50:80] <= 28).all()  # together within 10 frames (>= 1 px/frame closer), and stay
+    centre = np.array([np.nonzero(m)[1].mean() for m in masks])
+    assert np.median(np.abs(np.diff(centre[50:80]))) >= 1  # scuffling
     assert not np.array_equal(masks[79], masks[85])  # then walk on
+
+
+def test_people_stay_inside_the_centre_crop():
+    for seed, kind in enumerate(("normal", "run", "collide")):
+        scene = Scene(kind, 150, None if kind == "normal" else (50, 80), 3, seed=seed, camera=seed)
+        box = boxes(person_masks(render_video(scene)))
+        seen = box[:, 0] >= 0
+        crop = (W - 224 * H / 256) / 2  # the columns a 224 centre crop of a 256-high resize keeps
+        assert seen.all() and (box[seen, 0] >= crop).all() and (box[seen, 1] < W - crop).all()
+
+
+def test_cameras_share_their_background_across_videos():
+    first = np.median(render_video(Scene("normal", 40, None, 2, seed=1, camera=2)), axis=0)
+    second = np.median(render_video(Scene("normal", 40, None, 3, seed=9, camera=2)), axis=0)
+    other = np.median(render_video(Scene("normal", 40, None, 2, seed=1, camera=0)), axis=0)
+    assert np.abs(first - second).mean() < 3 < np.abs(first - other).mean()
 
 
 def test_flashes_brighten_whole_frames_inside_the_span_only():
@@ -94,7 +114,7 @@ def test_flashes_brighten_whole_frames_inside_the_span_only():
 
 
 def test_labels_mark_the_span():
-    assert Scene("fall", 10, (3, 6), 1, seed=0).labels.tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    assert Scene("run", 10, (3, 6), 1, seed=0).labels.tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
     assert Scene("normal", 4, None, 1, seed=0).labels.tolist() == [0, 0, 0, 0]
 
 
@@ -104,10 +124,11 @@ def test_labels_mark_the_span():
     (("run", 10, None, 1), "has no span"),
     (("run", 10, (4, 11), 1), "not inside"),
     (("collide", 10, (2, 4), 1), "1 people"),
+    (("normal", 10, None, 1, 0, 3), "camera 3"),
 ])
 def test_bad_scene_is_one_line(args, words):
     with pytest.raises(ValueError, match=words):
-        Scene(*args, seed=0)
+        Scene(*args[:4], seed=0, camera=args[5] if len(args) > 5 else 0)
 
 
 def test_labels_padded_with_the_last_frames_label():
@@ -134,9 +155,9 @@ def test_demo_set_layout_and_labels(demo):
     assert sorted(p.name for p in (folder / "train").iterdir()) == [f"train_{i:03d}.mp4" for i in range(4)]
     assert [v.kind == "normal" for v in train].count(False) == 2 and [v.kind for v in test].count("normal") == 2
     for v in train + test:
-        assert v.path.is_file() and v.fps == 25.0 and 150 <= v.frames <= 225 and v.labels.shape == (v.frames,)
+        assert v.path.is_file() and v.fps == 25.0 and 300 <= v.frames <= 400 and v.labels.shape == (v.frames,)
         assert v.labels.any() == (v.kind != "normal")
-        assert v.kind == "normal" or 0.19 <= v.labels.mean() <= 0.5
+        assert v.kind == "normal" or 0.11 <= v.labels.mean() <= 0.2
     gt = np.load(folder / "test_gt.npy")
     assert gt.dtype == np.uint8 and np.array_equal(gt, expected_gt([v.labels for v in test]))
     assert np.array_equal(frame_ground_truth(test), gt)

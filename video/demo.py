@@ -26,7 +26,7 @@ from video.writer import extract_videos, write_index
 
 STANDIN_WEIGHTS = "i3d_r50_standin.pth"
 STANDIN_RECORD = "i3d_r50_standin.json"  # how the stand-in weights were made; weights made otherwise are remade
-BATCHNORM_EVERY = 2  # every 2nd training video re-estimates the stand-in's BatchNorm statistics
+BATCHNORM_EVERY = 4  # every 4th training video re-estimates the stand-in's BatchNorm statistics
 WARNING = ("video demo: I3D features from STAND-IN weights (seeded values, not Kinetics-trained; BatchNorm statistics "
            "re-estimated on the demo's training videos): they show the path from videos to anomaly times, not the "
            "field's features or results")
@@ -70,6 +70,14 @@ def with_files(cfg: Config) -> Config:
     return dataclasses.replace(cfg, **{key: files[key] for key in ("train_list", "test_list", "test_gt")})
 
 
+def motion_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with ``conv1.weight`` (64, 3, 5, 7, 7) less its mean over the 5 frames: the first layer answers
+    what changes between frames (motion, light), never a still scene, as an untrained net cannot learn to ignore
+    the static background that a trained one does."""
+    conv1 = state["conv1.weight"]
+    return {**state, "conv1.weight": conv1 - conv1.mean(dim=2, keepdim=True)}
+
+
 def standin_weights(root: Path, train: list[DemoVideo], crops: int, device: torch.device) -> Path:
     """``root/i3d_r50_standin.pth``, made unless ``root/i3d_r50_standin.json`` says it was made this way: the parity
     rule's values (``standin_i3d_state_dict``), whose BatchNorm statistics do not fit any input (features 50x the
@@ -78,6 +86,7 @@ def standin_weights(root: Path, train: list[DemoVideo], crops: int, device: torc
     weights, record = root / STANDIN_WEIGHTS, root / STANDIN_RECORD
     videos = train[::BATCHNORM_EVERY]
     how = {"values": "video.backbones.standin_i3d_state_dict: the parity rule's seeded values, not trained",
+           "conv1": "each kernel less its mean over its 5 frames (video.demo.motion_only): sees change, not scenes",
            "batchnorm": "running statistics re-estimated (video.backbones.batchnorm_estimation) on these training "
                         "videos, no label", "videos": [v.name for v in videos], "preset": "rtfm", "crops": crops}
     try:
@@ -87,7 +96,7 @@ def standin_weights(root: Path, train: list[DemoVideo], crops: int, device: torc
     if weights.is_file() and isinstance(made, dict) and made.get("how") == how and made.get("sha256") == file_id(weights):
         return weights
     backbone = build_backbone("i3d_r50", None, random_ok=True)
-    backbone.net.load_state_dict(standin_i3d_state_dict())
+    backbone.net.load_state_dict(motion_only(standin_i3d_state_dict()))
     backbone.net.to(device)
     extractor = Extractor(backbone, PRESETS["rtfm"], crops=crops, batch_size=8, device=device)
     snippets = 0

@@ -1,12 +1,15 @@
 """Small surveillance-like demo videos with frame-level anomalies, drawn with numpy from a seed, encoded with PyAV.
 
-A scene: a static background (buildings above a horizon, a floor gradient, benches, lamp posts) with mild
-per-frame sensor noise, and 1-4 people (upright ellipses with a head) walking across in one direction at
-1-2 px/frame, bobbing with each step. An anomalous video holds one span ``[from, to)`` (20-50 % of it) of a kind:
+A scene: one of ``CAMERAS`` fixed cameras, as in ShanghaiTech or Avenue (a static background: buildings above a
+horizon, a floor gradient, benches, lamp posts; the same for the training and the test videos of that camera) with
+mild per-frame sensor noise, and 2-3 people (upright ellipses with a head) walking at 1-2 px/frame, bobbing with each
+step, turning back at the edges of the ``VIEW`` band (the part of the frame an I3D centre crop keeps). An anomalous
+video holds one span ``[from, to)`` (12-20 % of it) of a kind an untrained conv net sees (large, sudden motion or
+light):
 
 * ``run``: one person runs at 4-6x walking speed.
-* ``fall``: one person falls (lies horizontal, still), then gets up and walks on.
-* ``collide``: two people rush together (5 px/frame each), stay together, then walk on.
+* ``vehicle``: a car drives through the walkway at 6-9 px/frame, pass after pass.
+* ``collide``: two people rush together (5 px/frame each), scuffle (jumping 2-4 px a frame), then walk on.
 * ``flash``: the lights flicker: the whole frame brightens for 2-3 frames every 6-10 frames.
 
 ``write_demo_set`` writes ``train/train_000.mp4 ...`` and ``test/test_000.mp4 ...`` (MPEG-4 Part 2, one encoder
@@ -27,19 +30,24 @@ import numpy as np
 from utils.errors import InputError
 from utils.snippet import FRAMES_PER_SNIPPET as SNIPPET
 
-ANOMALIES = ("run", "fall", "collide", "flash")
+ANOMALIES = ("run", "vehicle", "collide", "flash")
 KINDS = ("normal", *ANOMALIES)
 WIDTH, HEIGHT, FPS = 160, 120, 25
-SECONDS = (6, 9)  # video length range
-SPAN_FRACTION = (0.2, 0.5)  # an anomalous span covers this much of its video
+SECONDS = (12, 16)  # video length range
+SPAN_FRACTION = (0.12, 0.2)  # an anomalous span covers this much of its video
 NOISE = 2.0  # sensor noise, grey levels (std)
-MARGIN = 12  # px a person walks beyond the frame's edge before re-entering at the other side
+CAMERAS = 3  # fixed backgrounds shared by the training and the test videos
+CAMERA_SEED = 20240  # the cameras' backgrounds come from this seed and the camera's index alone
+VIEW = (0.22, 0.78)  # the band of the width people walk in: inside the 224 centre crop of a 256-high resize
 RUN_FACTOR = (4.0, 6.0)
 RUSH = 5.0  # px/frame of each person rushing into a collision
+SCUFFLE = (2.0, 4.0)  # px the scufflers jump each frame
+CAR_SPEED = (6.0, 9.0)  # px/frame
+CAR = (44, 14)  # car length and body height, px at scale 1
 FLASH = (50.0, 90.0)  # brightness added by a flash
 BIT_RATE = 1_000_000  # bits/s: enough for the finest quantiser at 160x120
 SPEC_FILE = "demo_spec.json"
-SPEC_VERSION = 1  # bump when the generator draws differently: old folders are then refused, never overwritten
+SPEC_VERSION = 2  # bump when the generator draws differently: old folders are then refused, never overwritten
 CLOTHES = np.array([[200, 40, 40], [40, 60, 190], [40, 150, 60], [230, 200, 40], [25, 25, 30],
                     [235, 235, 235], [230, 120, 30], [130, 50, 160], [30, 170, 180]], np.float32)
 SKIN = np.array([[240, 200, 170], [200, 150, 110], [140, 95, 60], [90, 60, 40]], np.float32)
@@ -51,8 +59,9 @@ class Scene:
     kind: str  # "normal" or one of ANOMALIES
     frames: int
     span: tuple[int, int] | None  # anomalous frames [from, to); None for "normal"
-    people: int  # 1-4 ("collide" needs 2)
+    people: int  # 1-4 (the demo sets draw 2-3; "collide" needs 2)
     seed: int
+    camera: int = 0  # which of the CAMERAS backgrounds
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -65,6 +74,8 @@ class Scene:
             raise ValueError(f"Scene: span {self.span} is not inside 1..{self.frames} frames")
         if not (2 if self.kind == "collide" else 1) <= self.people <= 4:
             raise ValueError(f"Scene: {self.people} people for a {self.kind} scene")
+        if not 0 <= self.camera < CAMERAS:
+            raise ValueError(f"Scene: camera {self.camera} is not one of 0..{CAMERAS - 1}")
         if self.width % 2 or self.height % 2 or min(self.width, self.height) < 64:
             raise ValueError(f"Scene: frame size {self.width}x{self.height} must be even and at least 64x64")
 
@@ -112,15 +123,16 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[np.n
     return image, horizon
 
 
-def _wrap(x: np.ndarray, width: int) -> np.ndarray:
-    """x positions into [-MARGIN, width + MARGIN): leaving one side is entering at the other."""
-    period = width + 2 * MARGIN
-    return (x + MARGIN) % period - MARGIN
+def _bounce(x: np.ndarray, width: int) -> np.ndarray:
+    """x positions folded into the VIEW band: reaching one edge of it is turning back."""
+    lo, hi = VIEW[0] * width, VIEW[1] * width
+    y = np.mod(x - lo, 2 * (hi - lo))
+    return lo + np.where(y > hi - lo, 2 * (hi - lo) - y, y)
 
 
 def _walk(start: float, velocity: np.ndarray, width: int) -> np.ndarray:
     """(T,) velocity -> (T,) positions from ``start`` at frame 0."""
-    return _wrap(start + np.concatenate([[0.0], np.cumsum(velocity)[:-1]]), width)
+    return _bounce(start + np.concatenate([[0.0], np.cumsum(velocity)[:-1]]), width)
 
 
 def _scale(feet: np.ndarray, horizon: int, height: int) -> np.ndarray:
@@ -129,42 +141,53 @@ def _scale(feet: np.ndarray, horizon: int, height: int) -> np.ndarray:
 
 
 def _tracks(rng: np.random.Generator, scene: Scene, horizon: int) -> dict:
-    """The people: (P, T) ``x``, ``feet`` (row of the feet), ``bob`` (px), ``fallen``; (P, 3) ``body`` and
-    ``skin`` colours; the walking ``direction`` (+1 right, -1 left). Person 0 (and 1) carry the anomaly."""
+    """The people: (P, T) ``x``, ``feet`` (row of the feet), ``bob`` (px); (P, 3) ``body`` and ``skin`` colours.
+    Person 0 (and 1) carry a run or a collision; the ``car`` (None unless a vehicle scene): (T,) ``x`` (NaN out of
+    the span), its ``feet`` row, ``scale``, ``direction`` and (3,) ``colour``."""
     T, W, H, P = scene.frames, scene.width, scene.height, scene.people
-    direction = rng.choice([-1.0, 1.0])
     lanes = rng.uniform(horizon + 0.25 * (H - horizon), H - 3, P)
     scale = _scale(lanes, horizon, H)
-    speed = direction * rng.uniform(1.0, 1.8, P) * scale
-    x = np.stack([_walk(start, np.full(T, v), W) for start, v in zip(rng.uniform(-MARGIN, W + MARGIN, P), speed)])
+    speed = rng.choice([-1.0, 1.0], P) * rng.uniform(1.0, 1.8, P) * scale
+    starts = rng.uniform(VIEW[0] * W, VIEW[1] * W, P)
+    x = np.stack([_walk(start, np.full(T, v), W) for start, v in zip(starts, speed)])
     feet = np.repeat(lanes[:, None], T, axis=1)
-    fallen = np.zeros((P, T), bool)
-    if scene.kind in ("run", "fall"):
+    car = None
+    if scene.kind == "run":
         s, e = scene.span
         velocity = np.full(T, speed[0])
-        velocity[s:e] = velocity[s:e] * rng.uniform(*RUN_FACTOR) if scene.kind == "run" else 0.0
-        fallen[0, s:e] = scene.kind == "fall"
-        at_start = rng.uniform(0.25 * W, 0.75 * W)  # the anomaly starts in view
-        x[0] = _walk(at_start - velocity[:s].sum(), velocity, W)
+        velocity[s:e] *= rng.uniform(*RUN_FACTOR)
+        x[0] = _walk(starts[0] - velocity[:s].sum(), velocity, W)
     elif scene.kind == "collide":
         s, e = scene.span
-        first = rng.uniform(0.25 * W, 0.75 * W)
-        second = np.clip(first + rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 0.45) * W, 0.05 * W, 0.95 * W)
+        lo, hi = VIEW[0] * W, VIEW[1] * W
+        first = rng.uniform(lo + 0.1 * W, hi - 0.1 * W)
+        second = np.clip(first + rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.4) * W, lo, hi)
         meet, meet_feet = (first + second) / 2, lanes[:2].mean()
         ramp = np.minimum(np.arange(e - s) / min(math.ceil(abs(second - first) / 2 / RUSH), (e - s) // 2), 1.0)
         gap = 2.8 * scale[:2].mean()  # each ends this far from the meeting point: shoulder to shoulder
+        jumps = rng.uniform(*SCUFFLE, (2, e - s)) * (-1.0) ** np.arange(e - s) * (ramp == 1)
         for p, (at_start, other) in enumerate(((first, second), (second, first))):
             target = meet + np.sign(at_start - other) * gap
             x[p, :s] = _walk(at_start - s * speed[p], np.full(s, speed[p]), W)
-            x[p, s:e] = at_start + (target - at_start) * ramp
+            x[p, s:e] = at_start + (target - at_start) * ramp + jumps[p]
             x[p, e:] = _walk(target, np.full(T - e, speed[p]), W)
-            feet[p, s:e] = lanes[p] + (meet_feet - lanes[p]) * ramp
+            feet[p, s:e] = lanes[p] + (meet_feet - lanes[p]) * ramp + 0.5 * jumps[1 - p]
             feet[p, e:] = meet_feet
+    elif scene.kind == "vehicle":
+        s, e = scene.span
+        lane = rng.uniform(horizon + 0.45 * (H - horizon), H - 4)
+        car_scale = float(_scale(lane, horizon, H))
+        direction = rng.choice([-1.0, 1.0])
+        lo, period = VIEW[0] * W - CAR[0] * car_scale / 2, (VIEW[1] - VIEW[0] + 0.1) * W + CAR[0] * car_scale
+        track = np.mod(rng.uniform(0.3, 0.5) * period + rng.uniform(*CAR_SPEED) * np.arange(e - s), period)
+        car_x = np.full(T, np.nan)
+        car_x[s:e] = lo + (track if direction > 0 else period - track)
+        car = {"x": car_x, "feet": lane, "scale": car_scale, "direction": direction,
+               "colour": CLOTHES[rng.integers(0, len(CLOTHES))]}
     step = np.abs(np.diff(x, axis=1, prepend=x[:, :1]))
-    step = np.minimum(step, W + 2 * MARGIN - step)  # a wrap is no step
     stride = rng.uniform(9, 12, (P, 1)) * scale[:, None]
     bob = -0.8 * scale[:, None] * np.abs(np.sin(np.pi * np.cumsum(step, axis=1) / stride))
-    return {"x": x, "feet": feet, "bob": np.where(fallen, 0.0, bob), "fallen": fallen, "direction": direction,
+    return {"x": x, "feet": feet, "bob": bob, "car": car,
             "body": CLOTHES[rng.integers(0, len(CLOTHES), P)], "skin": SKIN[rng.integers(0, len(SKIN), P)]}
 
 
@@ -180,16 +203,34 @@ def _paint_ellipse(frame: np.ndarray, cx: float, cy: float, ax: float, ay: float
     frame[y0:y1, x0:x1][inside] = colour
 
 
-def _paint_person(frame: np.ndarray, x: float, feet: float, bob: float, fallen: bool, scale: float,
-                  direction: float, body: np.ndarray, skin: np.ndarray) -> None:
-    """An upright person (a 8x20 px ellipse and a head at scale 1) or a fallen one lying along the ground."""
+def _paint_box(frame: np.ndarray, x0: float, x1: float, y0: float, y1: float, colour: np.ndarray | float) -> None:
+    """Fill columns [x0, x1) and rows [y0, y1) (clipped to the frame) of the (H, W, 3) frame, in place."""
+    H, W = frame.shape[:2]
+    c0, c1, r0, r1 = max(int(x0), 0), min(int(x1), W), max(int(y0), 0), min(int(y1), H)
+    if c0 < c1 and r0 < r1:
+        frame[r0:r1, c0:c1] = colour
+
+
+def _paint_person(frame: np.ndarray, x: float, feet: float, bob: float, scale: float, body: np.ndarray,
+                  skin: np.ndarray) -> None:
+    """An upright person: a 8x20 px ellipse and a head at scale 1."""
     half_w, half_h, head = 4 * scale, 10 * scale, 2.4 * scale
-    if fallen:
-        _paint_ellipse(frame, x, feet - half_w, half_h, half_w, body)
-        _paint_ellipse(frame, x + direction * (half_h + 0.7 * head), feet - head, head, head, skin)
-    else:
-        _paint_ellipse(frame, x, feet - half_h + bob, half_w, half_h, body)
-        _paint_ellipse(frame, x, feet - 2 * half_h - 0.7 * head + bob, head, head, skin)
+    _paint_ellipse(frame, x, feet - half_h + bob, half_w, half_h, body)
+    _paint_ellipse(frame, x, feet - 2 * half_h - 0.7 * head + bob, head, head, skin)
+
+
+def _paint_car(frame: np.ndarray, x: float, feet: float, scale: float, direction: float, colour: np.ndarray) -> None:
+    """A car centred on column ``x`` with its wheels on row ``feet``: a body, a cabin with windows, two wheels."""
+    length, height = CAR[0] * scale, CAR[1] * scale
+    wheel = 3 * scale
+    bottom = feet - wheel
+    _paint_box(frame, x - length / 2, x + length / 2, bottom - height / 2, bottom, colour)
+    cabin = x - direction * 0.1 * length
+    _paint_box(frame, cabin - 0.28 * length, cabin + 0.28 * length, bottom - height, bottom - height / 2 + 1, colour)
+    _paint_box(frame, cabin - 0.22 * length, cabin + 0.22 * length, bottom - 0.9 * height, bottom - height / 2,
+               np.float32(200.0))
+    for at in (-0.3, 0.3):
+        _paint_ellipse(frame, x + at * length, feet - wheel, wheel, wheel, np.full(3, 20.0, np.float32))
 
 
 def _brightness(rng: np.random.Generator, scene: Scene) -> np.ndarray:
@@ -204,19 +245,22 @@ def _brightness(rng: np.random.Generator, scene: Scene) -> np.ndarray:
 
 
 def render_video(scene: Scene) -> np.ndarray:
-    """Scene -> (T, H, W, 3) uint8 RGB frames; the same scene gives the same frames."""
+    """Scene -> (T, H, W, 3) uint8 RGB frames; the same scene gives the same frames. The background is the
+    camera's (``CAMERA_SEED`` and ``scene.camera``), the rest comes from ``scene.seed``."""
+    background, horizon = _background(np.random.default_rng([CAMERA_SEED, scene.camera]), scene.width, scene.height)
     rng = np.random.default_rng(scene.seed)
-    background, horizon = _background(rng, scene.width, scene.height)
     tracks = _tracks(rng, scene, horizon)
     brightness = _brightness(rng, scene)
     scale = _scale(tracks["feet"], horizon, scene.height)
+    car = tracks["car"]
     video = np.empty((scene.frames, scene.height, scene.width, 3), np.uint8)
     for t in range(scene.frames):
         frame = background + rng.normal(0.0, NOISE, background.shape).astype(np.float32)
         for p in np.argsort(tracks["feet"][:, t], kind="stable"):  # the farther first
-            _paint_person(frame, tracks["x"][p, t], tracks["feet"][p, t], tracks["bob"][p, t],
-                          tracks["fallen"][p, t], scale[p, t], tracks["direction"], tracks["body"][p],
-                          tracks["skin"][p])
+            _paint_person(frame, tracks["x"][p, t], tracks["feet"][p, t], tracks["bob"][p, t], scale[p, t],
+                          tracks["body"][p], tracks["skin"][p])
+        if car is not None and not np.isnan(car["x"][t]):
+            _paint_car(frame, car["x"][t], car["feet"], car["scale"], car["direction"], car["colour"])
         video[t] = np.clip(np.rint(frame + brightness[t]), 0, 255)
     return video
 
@@ -233,7 +277,8 @@ def frame_ground_truth(videos: list[DemoVideo]) -> np.ndarray:
 
 
 def _plan(split: str, n: int, seed: int) -> list[tuple[str, Scene]]:
-    """n (name, scene) pairs of a split: n // 2 anomalous, the kinds in turn, in a seeded order."""
+    """n (name, scene) pairs of a split: n // 2 anomalous, the kinds in turn, in a seeded order; the cameras in
+    turn."""
     rng = np.random.default_rng([seed, ("train", "test").index(split)])
     kinds = [ANOMALIES[i % len(ANOMALIES)] for i in range(n // 2)] + ["normal"] * (n - n // 2)
     plan = []
@@ -244,8 +289,8 @@ def _plan(split: str, n: int, seed: int) -> list[tuple[str, Scene]]:
             length = int(frames * rng.uniform(*SPAN_FRACTION))
             start = int(rng.integers(int(0.1 * frames), int(0.9 * frames) - length + 1))
             span = (start, start + length)
-        people = int(rng.integers(2 if kind == "collide" else 1, 5))
-        scene = Scene(str(kind), frames, span, people, int(rng.integers(2 ** 31)))
+        people = int(rng.integers(2, 4))
+        scene = Scene(str(kind), frames, span, people, int(rng.integers(2 ** 31)), camera=i % CAMERAS)
         plan.append((f"{split}_{i:03d}", scene))
     return plan
 
@@ -297,7 +342,7 @@ def write_demo_set(folder: str | os.PathLike, n_train: int, n_test: int,
         raise ValueError(f"write_demo_set: need n_train, n_test >= 0 and some videos, got {n_train}, {n_test}")
     folder = Path(folder)
     spec = {"generator": "video.scenes", "version": SPEC_VERSION, "n_train": n_train, "n_test": n_test,
-            "seed": seed, "width": WIDTH, "height": HEIGHT, "fps": FPS}
+            "seed": seed, "width": WIDTH, "height": HEIGHT, "fps": FPS, "cameras": CAMERAS}
     spec_path = folder / SPEC_FILE
     if spec_path.is_file():
         try:
