@@ -1,8 +1,9 @@
 """The video demo (``--dataset_name video_demo``): the whole path from video files, with no download.
 
-Generated videos (people walking; some run, fall, collide, or the light flickers) → I3D ResNet-50 features with
-**stand-in weights** (the parity rule's seeded values, not Kinetics weights, with BatchNorm statistics re-estimated
-on the demo's training videos: these features are not the field's) → the per-video layout main.py reads, with the
+Generated videos (three fixed cameras; people walking; some run, a car drives through, two collide and scuffle, or
+the light flickers) → I3D ResNet-50 features with **stand-in weights** (the parity rule's seeded values, not Kinetics
+weights, with a first convolution that sees only change and BatchNorm statistics re-estimated on the demo's training
+videos: these features are not the field's) → the per-video layout main.py reads, with the
 test set's frame labels. Everything is written once into ``data/video_demo/<specification>/`` and reused. The
 commands call :func:`with_files` before ``dataset.prepare``.
 """
@@ -27,8 +28,8 @@ from video.writer import extract_videos, write_index
 STANDIN_WEIGHTS = "i3d_r50_standin.pth"
 STANDIN_RECORD = "i3d_r50_standin.json"  # how the stand-in weights were made; weights made otherwise are remade
 BATCHNORM_EVERY = 4  # every 4th training video re-estimates the stand-in's BatchNorm statistics
-WARNING = ("video demo: I3D features from STAND-IN weights (seeded values, not Kinetics-trained; BatchNorm statistics "
-           "re-estimated on the demo's training videos): they show the path from videos to anomaly times, not the "
+WARNING = ("video demo: I3D features from STAND-IN weights (seeded values, not Kinetics-trained; first convolution "
+           "seeing only change; BatchNorm statistics re-estimated on the demo's training videos): they show the path from videos to anomaly times, not the "
            "field's features or results")
 
 
