@@ -24,7 +24,7 @@ from scipy.stats import spearmanr
 from benchmarks.common import ROOT
 from dataset.prepare import open_test, open_train
 from engine.scoring import score_snippets
-from engine.trainer import CHECK_SNIPPETS
+from engine.trainer import check_rows
 from run_test import load_model
 from utils.config import RECIPES, parse_config
 from utils.metrics import frame_metrics
@@ -49,10 +49,7 @@ def run_scores(folder: Path) -> dict[str, np.ndarray]:
         cfg = parse_config(["--config", str(folder / "config.yaml")])
         model = load_model(str(folder / "last.pkl"), torch.device("cpu"))
         train = open_train(cfg)
-        rows = np.arange(train.n_snippets)
-        if len(rows) > CHECK_SNIPPETS:
-            rows = np.sort(np.random.default_rng(cfg.seed).choice(rows, CHECK_SNIPPETS, replace=False))
-        s_train, c_train = both_scores(model, train, rows)
+        s_train, c_train = both_scores(model, train, check_rows(train.n_snippets, cfg.seed))
         test = open_test(cfg)
         s_test, c_test = both_scores(model, test.source, test.rows)
         np.savez(path, scorer_train=s_train, c2fpl_train=c_train, scorer_test=s_test, c2fpl_test=c_test)
