@@ -62,6 +62,17 @@ VARIANTS.update({
     "ucf-surge+drift-d2048": ("report", [*UCF_LIKE, "--synth_seed", "25", "--feature_size", "2048",
                                          "--synth_anomaly_types", "surge,drift"]),
 })
+# The same at 120 + 60 videos, the size at which the C2FPL classifier falls behind FRD-UVAD (at 60 the Scorer's
+# pseudo labels are too few and it is the other way round): the weak-auxiliary case.
+UCF_WEAK = [*UCF_LIKE, "--synth_train_videos", "120", "--synth_test_videos", "60"]
+VARIANTS.update({
+    "ucf120-surge-d512": ("choose", [*UCF_WEAK, "--synth_seed", "31", "--feature_size", "512",
+                                     "--synth_anomaly_types", "surge"]),
+    "ucf120-surge-d512-b": ("report", [*UCF_WEAK, "--synth_seed", "32", "--feature_size", "512",
+                                       "--synth_anomaly_types", "surge"]),
+    "ucf120-surge+drift-d2048": ("report", [*UCF_WEAK, "--synth_seed", "33", "--feature_size", "2048",
+                                            "--synth_anomaly_types", "surge,drift"]),
+})
 QUICK = ("seed1", "seed2-crops5")
 DONE = "recipe_variants.json"
 COLUMNS = (("best", "best on test AUC (test labels)"), ("last", "last AUC"), ("selected", "selected AUC"),
