@@ -22,6 +22,7 @@ import torch
 from scipy.stats import spearmanr
 
 from benchmarks.common import ROOT
+from benchmarks.recipe_variants import VARIANTS
 from dataset.prepare import open_test, open_train
 from engine.scoring import score_snippets
 from engine.trainer import check_rows
@@ -30,6 +31,7 @@ from utils.config import RECIPES, parse_config
 from utils.metrics import frame_metrics
 
 HARM = 0.005  # selected may lose at most this much against last.pkl
+WEAK = 0.05  # a run's auxiliary is weak when the C2FPL classifier alone is this much below last.pkl
 WEIGHTS = (0.0, RECIPES["improved"]["score_fusion"], 0.01, 0.1, 0.25, 1.0)
 SCORES = "fusion_scores.npz"
 
@@ -68,26 +70,39 @@ def study(folder: Path) -> dict:
     w = 1.0 if fallback else RECIPES["improved"]["score_fusion"]
     selected = frame_metrics((1 - w) * d["scorer_test"] + w * d["c2fpl_test"], test.labels, test.ranges)["auc_all"]
     done = json.loads((folder / "recipe_variants.json").read_text())
-    return {"run": str(folder.relative_to(folder.parents[2])), "variant": folder.parents[1].name, "seed": done["seed"],
+    variant = folder.parents[1].name
+    return {"run": str(folder.relative_to(folder.parents[2])), "variant": variant, "seed": done["seed"],
+            "group": VARIANTS[variant][0] if variant in VARIANTS else "other",
             "scorer_flags": float(np.mean(s >= 0.5)), "c2fpl_flags": float(np.mean(c >= 0.5)),
             "spearman": float(spearmanr(s, c).statistic), "aucs": aucs, "best": done["best"], "last": done["last"],
             "selected": selected, "fallback": fallback, "c2fpl": aucs[1.0]}
 
 
+def summary_row(name: str, runs: list[dict]) -> str:
+    """Means of a set of runs, and its worst selected − last."""
+    means = " | ".join(f"{np.mean([r[k] for r in runs]):.4f}" for k in ("best", "last", "selected", "c2fpl"))
+    return (f"| **{name}** | | {len(runs)} runs | {means} "
+            f"| worst {min(r['selected'] - r['last'] for r in runs):+.4f} |")
+
+
 def recipe_table(results: list[dict]) -> str:
     """Per variant and seed: release best-on-test and last, improved selected, C2FPL alone, the rule kept; then the
-    variants' means."""
-    lines = ["| variant | seed | release: best on test | release: last | improved: selected | C2FPL alone | "
-             "selected − last |", "|---|---|---|---|---|---|---|"]
+    means of the choose and report groups, of the runs where the C2FPL classifier is weak, and of all."""
+    lines = ["| group | variant | seed | release: best on test | release: last | improved: selected | C2FPL alone | "
+             "selected − last |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         mark = "" if r["selected"] >= r["last"] - HARM else " **(harm)**"
         note = " (fallback)" if r["fallback"] else ""
-        lines.append(f"| {r['variant']} | {r['seed']} | {r['best']:.4f} | {r['last']:.4f} | {r['selected']:.4f}{note} "
-                     f"| {r['c2fpl']:.4f} | {r['selected'] - r['last']:+.4f}{mark} |")
-    keys = ("best", "last", "selected", "c2fpl")
-    means = [np.mean([r[k] for r in results]) for k in keys]
-    lines.append(f"| **all** | {len(results)} runs | " + " | ".join(f"{m:.4f}" for m in means)
-                 + f" | worst {min(r['selected'] - r['last'] for r in results):+.4f} |")
+        lines.append(f"| {r['group']} | {r['variant']} | {r['seed']} | {r['best']:.4f} | {r['last']:.4f} "
+                     f"| {r['selected']:.4f}{note} | {r['c2fpl']:.4f} | {r['selected'] - r['last']:+.4f}{mark} |")
+    for group in ("choose", "report"):
+        runs = [r for r in results if r["group"] == group]
+        if runs:
+            lines.append(summary_row(f"{group} variants", runs))
+    weak = [r for r in results if r["c2fpl"] <= r["last"] - WEAK]
+    if weak:
+        lines.append(summary_row(f"C2FPL alone ≥ {WEAK} below last", weak))
+    lines.append(summary_row("all", results))
     return "\n".join(lines)
 
 
