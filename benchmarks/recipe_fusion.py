@@ -7,9 +7,9 @@ alone, once (kept beside the run, fusion_scores.npz, for rules of one's own). Th
 snippets (no label), the share each flags (score ≥ 0.5) and their Spearman correlation, then the test AUC of the
 fused score ``(1 − w)·Scorer + w·C2FPL`` for several w (w = 0: last.pkl as trained). A second table gives, per
 variant and seed, the release recipe's best-on-test and last AUC against what ``--recipe improved`` makes of the same
-training (its training, evaluations and last.pkl are the release's): selected.pkl, the recipe's fusion weight, or the
-C2FPL classifier alone where the Scorer flags none of the sample; and whether it keeps the rule "selected ≥ last −
-0.005" (do no harm).
+training (its training, evaluations and last.pkl are the release's): selected.pkl, scored with the recipe's fusion
+weight (its larger one where the two scorers disagree on the sample) or by the C2FPL classifier alone where the
+Scorer flags none of the sample; and whether it keeps the rule "selected ≥ last − 0.005" (do no harm).
 
     python -m benchmarks.recipe_fusion --out runs/rv
 """
@@ -67,14 +67,16 @@ def study(folder: Path) -> dict:
     aucs = {w: frame_metrics((1 - w) * d["scorer_test"] + w * d["c2fpl_test"], test.labels, test.ranges)["auc_all"]
             for w in WEIGHTS}
     fallback = not np.any(s >= 0.5)  # the improved recipe's check: the Scorer learned nothing
-    w = 1.0 if fallback else RECIPES["improved"]["score_fusion"]
+    spearman = float(spearmanr(s, c).statistic)
+    recipe = RECIPES["improved"]
+    w = 1.0 if fallback else recipe["disagree_fusion"] if spearman < recipe["agreement"] else recipe["score_fusion"]
     selected = frame_metrics((1 - w) * d["scorer_test"] + w * d["c2fpl_test"], test.labels, test.ranges)["auc_all"]
     done = json.loads((folder / "recipe_variants.json").read_text())
     variant = folder.parents[1].name
     return {"run": str(folder.relative_to(folder.parents[2])), "variant": variant, "seed": done["seed"],
             "group": VARIANTS[variant][0] if variant in VARIANTS else "other",
             "scorer_flags": float(np.mean(s >= 0.5)), "c2fpl_flags": float(np.mean(c >= 0.5)),
-            "spearman": float(spearmanr(s, c).statistic), "aucs": aucs, "best": done["best"], "last": done["last"],
+            "spearman": spearman, "w": w, "aucs": aucs, "best": done["best"], "last": done["last"],
             "selected": selected, "fallback": fallback, "c2fpl": aucs[1.0]}
 
 
@@ -92,7 +94,7 @@ def recipe_table(results: list[dict]) -> str:
              "selected − last |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         mark = "" if r["selected"] >= r["last"] - HARM else " **(harm)**"
-        note = " (fallback)" if r["fallback"] else ""
+        note = " (fallback)" if r["fallback"] else f" (w {r['w']:g})"
         lines.append(f"| {r['group']} | {r['variant']} | {r['seed']} | {r['best']:.4f} | {r['last']:.4f} "
                      f"| {r['selected']:.4f}{note} | {r['c2fpl']:.4f} | {r['selected'] - r['last']:+.4f}{mark} |")
     for group in ("choose", "report"):
@@ -122,8 +124,10 @@ def main() -> None:
         print(f"| {r['run']} | {r['scorer_flags']:.4f} | {r['c2fpl_flags']:.4f} | {r['spearman']:.3f} | "
               + " | ".join(f"{r['aucs'][w]:.4f}" for w in WEIGHTS) + " |", flush=True)
     if results:
-        print(f"\nthe improved recipe on the same trainings (selected.pkl: w = {RECIPES['improved']['score_fusion']}, "
-              "or the C2FPL classifier alone where the Scorer flags no training snippet)\n")
+        recipe = RECIPES["improved"]
+        print(f"\nthe improved recipe on the same trainings (selected.pkl: w = {recipe['score_fusion']}, or "
+              f"{recipe['disagree_fusion']} where the two scorers' Spearman correlation on the training sample is below "
+              f"{recipe['agreement']}, or the C2FPL classifier alone where the Scorer flags no training snippet)\n")
         print(recipe_table(results))
 
 

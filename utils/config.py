@@ -28,7 +28,8 @@ DATASET_ALIASES = {"ucf": "ucfcrime", "ucf-crime": "ucfcrime", "ucf_crime": "ucf
 SELECT_METRICS = {"auc": ("auc_all", "AUC"), "ap": ("ap", "AP")}
 # --recipe: the settings each recipe changes from the built-in and configs/<dataset>.yaml defaults.
 RECIPES = {"release": {},
-           "improved": {"keep_train_mode": False, "score_fusion": 0.001, "aux_fallback": True}}
+           "improved": {"keep_train_mode": False, "score_fusion": 0.001, "disagree_fusion": 0.1, "agreement": 0.75,
+                        "aux_fallback": True}}
 COMMANDS = ("train", "test")  # main.py, run_test.py
 # Help groups in the order --help lists them: (title, description, shown by run_test.py).
 GROUPS = {
@@ -250,6 +251,14 @@ class Config:
         0.0, "Weight w of the C2FPL classifier in selected.pkl's scores, (1 - w) * scorer + w * C2FPL, recorded in "
              "selected.yaml so that run_test.py scores the same way; training, its evaluations, best_ckpt_*.pkl and "
              "last.pkl stay the Scorer's alone (the improved recipe only, with --aux c2fpl).", "recipe", metavar="W")
+    disagree_fusion: float = setting(
+        0.0, "The weight w of selected.pkl's fusion instead of --score_fusion when the two scorers disagree on the "
+             "training snippets: their Spearman correlation on a seeded sample is below --agreement (a label-free "
+             "check, recorded in selected.yaml; 0: no such check; the improved recipe only, with --aux c2fpl).",
+        "recipe", metavar="W")
+    agreement: float = setting(
+        0.75, "The Spearman correlation of the Scorer's and the C2FPL classifier's scores on the training sample "
+              "below which selected.pkl fuses with --disagree_fusion.", "recipe", metavar="RHO")
     # Evaluation.
     ckpt_path: str | None = setting(
         None, "The checkpoint run_test.py evaluates: a full FRD-UVAD checkpoint or a scorer-only one (main.py "
@@ -535,8 +544,8 @@ def recipe_defaults(recipe: str, aux: str) -> dict[str, Any]:
     """The settings ``--recipe`` changes; the improved recipe fuses scores only with a C2FPL auxiliary."""
     values = dict(RECIPES[recipe])
     if aux != "c2fpl":
-        values.pop("score_fusion", None)
-        values.pop("aux_fallback", None)
+        for key in ("score_fusion", "disagree_fusion", "aux_fallback"):
+            values.pop(key, None)
     return values
 
 
@@ -632,13 +641,20 @@ def validate(cfg: Config) -> None:
         raise InputError("--ema_decay", f"must be in [0, 1), got {cfg.ema_decay}")
     if cfg.ema_decay and cfg.recipe != "improved":
         raise InputError("--ema_decay", "the average goes into selected.pkl, which only --recipe improved writes")
-    for name in ("ema_start", "score_fusion"):
+    for name in ("ema_start", "score_fusion", "disagree_fusion"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise InputError(f"--{name}", f"must be in [0, 1], got {getattr(cfg, name)}")
     if cfg.aux_fallback and cfg.recipe != "improved":
         raise InputError("--aux_fallback", "the fallback is selected.pkl's, which only --recipe improved writes")
     if cfg.aux_fallback and cfg.aux != "c2fpl":
         raise InputError("--aux_fallback", f"falls back to the C2FPL classifier: needs --aux c2fpl, not {cfg.aux}")
+    if not -1.0 <= cfg.agreement <= 1.0:
+        raise InputError("--agreement", f"a correlation: must be in [-1, 1], got {cfg.agreement}")
+    if cfg.disagree_fusion and cfg.recipe != "improved":
+        raise InputError("--disagree_fusion", "the fusion is selected.pkl's, which only --recipe improved writes")
+    if cfg.disagree_fusion and cfg.aux != "c2fpl":
+        raise InputError("--disagree_fusion", f"fuses with the C2FPL classifier's scores: needs --aux c2fpl, not "
+                                              f"{cfg.aux}")
     if cfg.score_fusion and cfg.recipe != "improved":
         raise InputError("--score_fusion", "the fusion is selected.pkl's, which only --recipe improved writes")
     if cfg.score_fusion and cfg.aux != "c2fpl":
