@@ -7,8 +7,9 @@ rest of training (no dropout, no disruption after the first snapshot); that is t
 ``--keep_train_mode True`` returns to train mode after each evaluation instead.
 
 Under ``--recipe improved`` each snapshot also writes ``selected.pkl``, the checkpoint chosen with no test label:
-last.pkl's weights, scored by the C2FPL classifier alone when the Scorer learned nothing (``--aux_fallback``,
-``scorer_check`` on training snippets), with the scorer's weights replaced by their exponential moving average
+last.pkl's weights scored ``(1 − w)·Scorer + w·C2FPL classifier``, w from the two scorers' rank agreement on a
+sample of training snippets (``--score_fusion``, or ``--disagree_fusion`` below ``--agreement``), or by the C2FPL
+classifier alone when the Scorer learned nothing (``--aux_fallback``; ``scorer_check``), with the scorer's weights replaced by their exponential moving average
 (``ScorerAverage``) under ``--ema_decay``; ``best_ckpt_*.pkl`` is still kept, for comparison.
 
 Without a test set nothing is evaluated: each snapshot logs the losses and pseudo-label counts, saves
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -187,24 +189,33 @@ class ScorerAverage:
         self.average.load_state_dict(state)
 
 
-def scorer_check(model: FRDUVAD, source: FeatureSource, device: torch.device, amp: str, seed: int) -> dict:
-    """The label-free check of the Scorer (the improved recipe's fallback, the end of training's learning check) on a
-    seeded sample of ``CHECK_SNIPPETS`` training snippets (``check_rows``): the share it flags (score ≥ 0.5), the
-    spread of its scores, and ``learned_nothing`` when it flags none of them (it was trained to flag its pseudo
-    labels; flagging nothing, it ranks by noise)."""
+def scorer_check(model: FRDUVAD, source: FeatureSource, device: torch.device, amp: str, seed: int,
+                 agreement: bool = False) -> dict:
+    """The label-free check of the Scorer (the improved recipe's fallback and fusion weight, the end of training's
+    learning check) on a seeded sample of ``CHECK_SNIPPETS`` training snippets (``check_rows``): the share it flags
+    (score ≥ 0.5), the spread of its scores, and ``learned_nothing`` when it flags none of them (it was trained to
+    flag its pseudo labels; flagging nothing, it ranks by noise); with ``agreement``, also ``spearman``, the rank
+    correlation of its scores with the C2FPL classifier's on the sample (None where either is constant)."""
     rows = check_rows(source.n_snippets, seed)
     was_training = model.training
     model.eval()
     try:
-        def score(x: torch.Tensor) -> torch.Tensor:
-            with autocast(device, amp):
-                return model.score(x, fusion=0.0)
-        scores = score_snippets(score, source, rows, device=device)
+        def score(fusion: float) -> np.ndarray:
+            def forward(x: torch.Tensor) -> torch.Tensor:
+                with autocast(device, amp):
+                    return model.score(x, fusion=fusion)
+            return score_snippets(forward, source, rows, device=device)
+        scores = score(0.0)
+        classifier = score(1.0) if agreement else None
     finally:
         model.train(was_training)
     flagged = float(np.mean(scores >= 0.5))
-    return {"snippets": int(len(rows)), "flagged": round(flagged, 6), "spread": round(float(np.std(scores)), 6),
-            "learned_nothing": flagged == 0.0}
+    check = {"snippets": int(len(rows)), "flagged": round(flagged, 6), "spread": round(float(np.std(scores)), 6),
+             "learned_nothing": flagged == 0.0}
+    if agreement:
+        rho = float(spearmanr(scores, classifier).statistic)
+        check["spearman"] = None if np.isnan(rho) else round(rho, 6)
+    return check
 
 
 def check_rows(n_snippets: int, seed: int) -> np.ndarray:
@@ -435,13 +446,19 @@ class Trainer:
         return state if averaged is None else {**state, **averaged}
 
     def selected_settings(self) -> dict:
-        """selected.pkl's settings: last.pkl's, and under ``--aux_fallback`` the Scorer's check (``fallback``), with
-        ``score_fusion`` 1 (the C2FPL classifier alone) when the Scorer learned nothing."""
-        fusion = {"score_fusion": self.cfg.score_fusion} if self.cfg.score_fusion else {}
-        if not self.cfg.aux_fallback:
+        """selected.pkl's settings: last.pkl's with ``score_fusion``; under ``--disagree_fusion`` that weight where the
+        two scorers' rank correlation on the training sample is below ``--agreement`` (or undefined); under
+        ``--aux_fallback`` 1 (the C2FPL classifier alone) where the Scorer learned nothing; the check recorded
+        (``fallback``)."""
+        cfg = self.cfg
+        fusion = {"score_fusion": cfg.score_fusion} if cfg.score_fusion else {}
+        if not (cfg.aux_fallback or cfg.disagree_fusion):
             return {**self.settings, **fusion}
-        check = scorer_check(self.model, self.train_source, self.device, self.cfg.amp, self.cfg.seed)
-        if check["learned_nothing"]:
+        check = scorer_check(self.model, self.train_source, self.device, cfg.amp, cfg.seed,
+                             agreement=bool(cfg.disagree_fusion))
+        if cfg.disagree_fusion and (check["spearman"] is None or check["spearman"] < cfg.agreement):
+            fusion = {"score_fusion": cfg.disagree_fusion}
+        if cfg.aux_fallback and check["learned_nothing"]:
             fusion = {"score_fusion": 1.0}
         return {**self.settings, **fusion, "fallback": check}
 

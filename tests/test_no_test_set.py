@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 import main
 import run_test
@@ -17,7 +18,6 @@ from utils.checkpoint import load_state_dict_file, read_settings
 from utils.config import RECIPES
 from utils.errors import InputError
 
-FUSION = RECIPES["improved"]["score_fusion"]  # selected.pkl's weight of the C2FPL classifier
 
 LENGTHS = [20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 30, 30]  # 350 snippets: 6 batches of (at most) 64 per epoch
 N, CROSS_CLIP, BATCH = sum(LENGTHS), 4, 64
@@ -108,6 +108,21 @@ def scorer_by_hand(out, own) -> np.ndarray:
         return model.scorer.eval()(torch.from_numpy(concatenated(own["folder"], len(LENGTHS)))).squeeze(-1).numpy()
 
 
+def classifier_by_hand(out, own) -> np.ndarray:
+    """last.pkl's C2FPL classifier on every training snippet, crop-averaged: (N,)."""
+    model = run_test.load_model(str(out / "last.pkl"), torch.device("cpu"))
+    x = torch.from_numpy(concatenated(own["folder"], len(LENGTHS)))
+    with torch.no_grad():
+        return model.scorer_c2fpl.eval()(x).squeeze(-1).numpy()
+
+
+def selected_fusion(out, own) -> tuple[float, float]:
+    """The two scorers' Spearman correlation on the training snippets, and the fusion weight the recipe takes."""
+    rho = float(spearmanr(scorer_by_hand(out, own), classifier_by_hand(out, own)).statistic)
+    recipe = RECIPES["improved"]
+    return rho, recipe["disagree_fusion"] if rho < recipe["agreement"] else recipe["score_fusion"]
+
+
 def selected_flagged(out, own) -> float:
     return float(np.mean(scorer_by_hand(out, own) >= 0.5))
 
@@ -134,17 +149,18 @@ def test_training_without_a_test_set(own, no_test):
         assert r["loss"] == pytest.approx(r["Lre"] + r["Ldi"] + r["Ls"], rel=1e-5)  # --Lambda 1_1_1
     # The files decide the feature size (configs/custom.yaml says 2048); the extraction record lies beside.
     selected = read_settings(out / "selected.pkl")
+    rho, fusion = selected_fusion(out, own)
     assert selected.pop("fallback") == {"snippets": N, "flagged": pytest.approx(selected_flagged(out, own), abs=1e-6),
                                         "spread": pytest.approx(selected_spread(out, own), abs=1e-5),
-                                        "learned_nothing": False}
-    assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "score_fusion": FUSION,
+                                        "learned_nothing": False, "spearman": pytest.approx(rho, abs=1e-5)}
+    assert selected == {"feature_size": 256, "cross_clip": 4, "Vitblock_num": 2, "crops": 2, "score_fusion": fusion,
                         "extraction": SETTINGS}
     assert read_settings(f"{own['c2fpl']}/c2fpl_classifier.pkl")["extraction"] == SETTINGS
     assert "no test set given: nothing was evaluated, so no AUC is reported" in printed
     assert "baselines (feature norm, C2FPL classifier alone) skipped: they need a test set" in printed
     assert f"the checkpoint to use: {out / 'selected.pkl'}" in printed
     model = run_test.load_model(str(out / "selected.pkl"), torch.device("cpu"))
-    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, FUSION)
+    assert (model.config.feature_size, model.config.vitblock_num, model.config.score_fusion) == (256, 2, fusion)
     assert model.score(torch.zeros(3, 2, 256)).shape == (3,)
 
 

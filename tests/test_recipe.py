@@ -87,7 +87,9 @@ def test_no_test_label_reaches_the_improved_recipes_choice(runs):
         assert (true / name).read_bytes() == (shuffled / name).read_bytes(), name
     selected = read_settings(true / "selected.pkl")
     check = selected.pop("fallback")
-    assert selected == {**RELEASE_SETTINGS, "score_fusion": 1.0 if check["learned_nothing"] else 0.25}
+    disagree = check["spearman"] is None or check["spearman"] < 0.75  # the recipe's --agreement
+    fusion = 1.0 if check["learned_nothing"] else 0.1 if disagree else 0.25  # its --disagree_fusion; RUN's fusion
+    assert selected == {**RELEASE_SETTINGS, "score_fusion": fusion}
     train_snippets = open_features(runs["files"]["train_features"], runs["files"]["train_ranges"]).n_snippets
     assert check["snippets"] == train_snippets and check["learned_nothing"] == (check["flagged"] == 0)
     saved = parse_config(["--config", str(true / "config.yaml")])
@@ -224,8 +226,9 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
     improved = parse_config(["--recipe", "improved"])
     assert (improved.ema_decay, improved.keep_train_mode, improved.score_fusion, improved.aux_fallback) == (
         0.0, False, 0.001, True)
+    assert (release.disagree_fusion, improved.disagree_fusion, improved.agreement) == (0.0, 0.1, 0.75)
     without = parse_config(["--recipe", "improved", "--aux", "none"])
-    assert (without.aux_fallback, without.score_fusion) == (False, 0.0)
+    assert (without.aux_fallback, without.score_fusion, without.disagree_fusion) == (False, 0.0, 0.0)
     user = tmp_path / "mine.yaml"
     user.write_text("recipe: improved\nema_decay: 0.9\n")
     mine = parse_config(["--config", str(user), "--keep_train_mode", "True", "--aux_fallback", "False"])
@@ -238,7 +241,11 @@ def test_recipe_defaults_and_their_overrides(tmp_path):
                          (["--score_fusion", "0.5"], "--score_fusion: .* only --recipe improved writes"),
                          (["--recipe", "improved", "--aux", "none", "--score_fusion", "0.5"],
                           "--score_fusion: .* needs --aux c2fpl"),
-                         (["--score_fusion", "1.5"], r"--score_fusion: must be in \[0, 1\]")):
+                         (["--score_fusion", "1.5"], r"--score_fusion: must be in \[0, 1\]"),
+                         (["--disagree_fusion", "0.1"], "--disagree_fusion: .* only --recipe improved writes"),
+                         (["--recipe", "improved", "--aux", "none", "--disagree_fusion", "0.1"],
+                          "--disagree_fusion: .* needs --aux c2fpl"),
+                         (["--recipe", "improved", "--agreement", "1.5"], r"--agreement: .* must be in \[-1, 1\]")):
         with pytest.raises(InputError, match=needle):
             parse_config(argv)
 
