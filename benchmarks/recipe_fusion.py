@@ -87,6 +87,25 @@ def summary_row(name: str, runs: list[dict]) -> str:
             f"| worst {min(r['selected'] - r['last'] for r in runs):+.4f} |")
 
 
+def rules_table(results: list[dict]) -> str:
+    """Label-free rules against last.pkl, per group: a fixed weight w (with the fallback), and the recipe's rule."""
+    rules = {f"w = {w:g} + fallback": lambda r, w=w: r["aucs"][1.0 if r["fallback"] else w] for w in WEIGHTS[:-1]}
+    rules["C2FPL alone (w = 1)"] = lambda r: r["aucs"][1.0]
+    rules["the recipe: w by agreement + fallback"] = lambda r: r["selected"]
+    groups = [g for g in ("choose", "report") if any(r["group"] == g for r in results)]
+    lines = ["| rule | " + " | ".join(f"{g}: runs below last − {HARM} | {g}: worst | {g}: mean − best on test"
+                                       for g in groups) + " |", "|---|" + "---|---|---|" * len(groups)]
+    for name, auc in rules.items():
+        cells = []
+        for g in groups:
+            runs = [r for r in results if r["group"] == g]
+            gain = [auc(r) - r["last"] for r in runs]
+            cells += [f"{sum(d < -HARM for d in gain)} / {len(runs)}", f"{min(gain):+.4f}",
+                      f"{np.mean([auc(r) for r in runs]) - np.mean([r['best'] for r in runs]):+.4f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def recipe_table(results: list[dict]) -> str:
     """Per variant and seed: release best-on-test and last, improved selected, C2FPL alone, the rule kept; then the
     means of the choose and report groups, of the runs where the C2FPL classifier is weak, and of all."""
@@ -129,6 +148,8 @@ def main() -> None:
               f"{recipe['disagree_fusion']} where the two scorers' Spearman correlation on the training sample is below "
               f"{recipe['agreement']}, or the C2FPL classifier alone where the Scorer flags no training snippet)\n")
         print(recipe_table(results))
+        print("\nlabel-free rules, test AUC against the release's last.pkl and best-on-test, per group\n")
+        print(rules_table(results))
 
 
 if __name__ == "__main__":
