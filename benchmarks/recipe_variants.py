@@ -70,6 +70,8 @@ VARIANTS.update({
                                      "--synth_anomaly_types", "surge"]),
     "ucf120-surge-d512-b": ("report", [*UCF_WEAK, "--synth_seed", "32", "--feature_size", "512",
                                        "--synth_anomaly_types", "surge"]),
+    "ucf120-surge-short-d512": ("report", [*UCF_WEAK, "--synth_seed", "34", "--feature_size", "512",
+                                           "--synth_anomaly_types", "surge", "--synth_event_share", "0.03,0.12"]),
     # 2048-d with a reconstructor of 2 blocks instead of 8: at 8 an iteration takes ~65 s on one CPU core
     "ucf120-surge+drift-d2048": ("report", [*UCF_WEAK, "--synth_seed", "33", "--feature_size", "2048",
                                             "--synth_anomaly_types", "surge,drift", "--Vitblock_num", "2"]),
