@@ -83,7 +83,7 @@ def study(folder: Path) -> dict:
 def summary_row(name: str, runs: list[dict]) -> str:
     """Means of a set of runs, and its worst selected − last."""
     means = " | ".join(f"{np.mean([r[k] for r in runs]):.4f}" for k in ("best", "last", "selected", "c2fpl"))
-    return (f"| **{name}** | | {len(runs)} runs | {means} "
+    return (f"| **{name}** | | {len(runs)} run{'s' * (len(runs) != 1)} | {means} "
             f"| worst {min(r['selected'] - r['last'] for r in runs):+.4f} |")
 
 
