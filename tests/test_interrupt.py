@@ -17,6 +17,14 @@ from test_train import TINY
 DROPOUT = ["--max_epoch", "1", "--keep_train_mode", "True"]  # dropout in every step: the random state matters
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt as on a terminal, also in a background job (which starts with it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("synthetic"))
