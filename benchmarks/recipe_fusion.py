@@ -25,7 +25,7 @@ from benchmarks.common import ROOT
 from benchmarks.recipe_variants import VARIANTS
 from dataset.prepare import open_test, open_train
 from engine.scoring import score_snippets
-from engine.trainer import check_rows
+from engine.trainer import check_rows, fusion_weight
 from run_test import load_model
 from utils.config import RECIPES, parse_config
 from utils.metrics import frame_metrics
@@ -68,8 +68,9 @@ def study(folder: Path) -> dict:
             for w in WEIGHTS}
     fallback = not np.any(s >= 0.5)  # the improved recipe's check: the Scorer learned nothing
     spearman = float(spearmanr(s, c).statistic)
+    check = {"learned_nothing": fallback, "spearman": None if np.isnan(spearman) else spearman}
     recipe = RECIPES["improved"]
-    w = 1.0 if fallback else recipe["disagree_fusion"] if spearman < recipe["agreement"] else recipe["score_fusion"]
+    w = fusion_weight(check, *(recipe[k] for k in ("score_fusion", "disagree_fusion", "agreement", "aux_fallback")))
     selected = frame_metrics((1 - w) * d["scorer_test"] + w * d["c2fpl_test"], test.labels, test.ranges)["auc_all"]
     done = json.loads((folder / "recipe_variants.json").read_text())
     variant = folder.parents[1].name
@@ -145,8 +146,9 @@ def main() -> None:
     if results:
         recipe = RECIPES["improved"]
         print(f"\nthe improved recipe on the same trainings (selected.pkl: w = {recipe['score_fusion']}, or "
-              f"{recipe['disagree_fusion']} where the two scorers' Spearman correlation on the training sample is below "
-              f"{recipe['agreement']}, or the C2FPL classifier alone where the Scorer flags no training snippet)\n")
+              f"{recipe['disagree_fusion']} where the two scorers' Spearman correlation on the training sample is "
+              f"below {recipe['agreement']}, or the C2FPL classifier alone where the Scorer flags no training "
+              "snippet)\n")
         print(recipe_table(results))
         print("\nlabel-free rules, test AUC against the release's last.pkl and best-on-test, per group\n")
         print(rules_table(results))

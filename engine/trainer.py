@@ -9,8 +9,9 @@ rest of training (no dropout, no disruption after the first snapshot); that is t
 Under ``--recipe improved`` each snapshot also writes ``selected.pkl``, the checkpoint chosen with no test label:
 last.pkl's weights scored ``(1 − w)·Scorer + w·C2FPL classifier``, w from the two scorers' rank agreement on a
 sample of training snippets (``--score_fusion``, or ``--disagree_fusion`` below ``--agreement``), or by the C2FPL
-classifier alone when the Scorer learned nothing (``--aux_fallback``; ``scorer_check``), with the scorer's weights replaced by their exponential moving average
-(``ScorerAverage``) under ``--ema_decay``; ``best_ckpt_*.pkl`` is still kept, for comparison.
+classifier alone when the Scorer learned nothing (``--aux_fallback``; ``scorer_check``, ``fusion_weight``), with
+the scorer's weights replaced by their exponential moving average (``ScorerAverage``) under ``--ema_decay``;
+``best_ckpt_*.pkl`` is still kept, for comparison.
 
 Without a test set nothing is evaluated: each snapshot logs the losses and pseudo-label counts, saves
 ``last.pkl`` and resume.pt, and switches to eval mode as an evaluation would, so that the weights are
@@ -216,6 +217,19 @@ def scorer_check(model: FRDUVAD, source: FeatureSource, device: torch.device, am
         rho = float(spearmanr(scores, classifier).statistic)
         check["spearman"] = None if np.isnan(rho) else round(rho, 6)
     return check
+
+
+def fusion_weight(check: dict, score_fusion: float, disagree_fusion: float, agreement: float,
+                  aux_fallback: bool) -> float:
+    """selected.pkl's w from ``scorer_check``'s record: ``disagree_fusion`` (when set) where the two scorers'
+    Spearman correlation is below ``agreement`` or undefined, 1 under ``aux_fallback`` where the Scorer learned
+    nothing, else ``score_fusion``."""
+    w = score_fusion
+    if disagree_fusion and (check["spearman"] is None or check["spearman"] < agreement):
+        w = disagree_fusion
+    if aux_fallback and check["learned_nothing"]:
+        w = 1.0
+    return w
 
 
 def check_rows(n_snippets: int, seed: int) -> np.ndarray:
@@ -451,16 +465,12 @@ class Trainer:
         ``--aux_fallback`` 1 (the C2FPL classifier alone) where the Scorer learned nothing; the check recorded
         (``fallback``)."""
         cfg = self.cfg
-        fusion = {"score_fusion": cfg.score_fusion} if cfg.score_fusion else {}
         if not (cfg.aux_fallback or cfg.disagree_fusion):
-            return {**self.settings, **fusion}
+            return {**self.settings, **({"score_fusion": cfg.score_fusion} if cfg.score_fusion else {})}
         check = scorer_check(self.model, self.train_source, self.device, cfg.amp, cfg.seed,
                              agreement=bool(cfg.disagree_fusion))
-        if cfg.disagree_fusion and (check["spearman"] is None or check["spearman"] < cfg.agreement):
-            fusion = {"score_fusion": cfg.disagree_fusion}
-        if cfg.aux_fallback and check["learned_nothing"]:
-            fusion = {"score_fusion": 1.0}
-        return {**self.settings, **fusion, "fallback": check}
+        w = fusion_weight(check, cfg.score_fusion, cfg.disagree_fusion, cfg.agreement, cfg.aux_fallback)
+        return {**self.settings, **({"score_fusion": w} if w else {}), "fallback": check}
 
     def log(self, record: dict) -> None:
         """``record`` into the history, metrics.jsonl and, with a test set, result.txt; rank 0 writes the files."""
