@@ -241,7 +241,8 @@ def main() -> None:
     print(f"\nruns in {out}; AUC: mean ± std over seeds\n")
     print(table(results, variants, args.recipes))
     if args.average_seeds:
-        print("\nthe label-free checkpoint (selected.pkl, else last.pkl): one seed against the seeds' scores averaged\n")
+        print("\nthe label-free checkpoint (selected.pkl, else last.pkl): one seed against the seeds' scores "
+              "averaged\n")
         print(seed_average_table(out, results, variants, args.recipes))
     if failed:
         sys.exit(f"error: {len(failed)} run(s) failed: {'; '.join(failed)}")

@@ -45,8 +45,8 @@ GROUPS = {
                          "is chosen with no test label, and the recipe brings its own defaults, which replace "
                          "configs/NAME.yaml's (--config and flags still override them): "
                          + ", ".join(f"--{k} {v}" for k, v in RECIPES["improved"].items())
-                         + " (the fusion and the fallback only with --aux c2fpl; chosen on synthetic variants kept apart from "
-                           "those it is reported on; docs/results.md).", False),
+                         + " (the fusion and the fallback only with --aux c2fpl; chosen on synthetic variants kept "
+                           "apart from those it is reported on; docs/results.md).", False),
     "evaluation": ("evaluation", None, True),
     "performance": ("performance", None, True),
 }
@@ -234,8 +234,8 @@ class Config:
     recipe: str = setting(
         "release", "How the checkpoint to use is chosen: release keeps best_ckpt_*.pkl, chosen with the test labels; "
                    "improved also writes selected.pkl beside last.pkl, chosen with no test label (last.pkl, or the "
-                   "C2FPL classifier where the Scorer learned nothing, scored with a fusion weight decided from training "
-                   "snippets), and sets its own defaults (see above).",
+                   "C2FPL classifier where the Scorer learned nothing, scored with a fusion weight decided from "
+                   "training snippets), and sets its own defaults (see above).",
         "recipe", choices=tuple(RECIPES))
     aux_fallback: bool = setting(
         False, "Score selected.pkl with the C2FPL classifier alone when the Scorer learned nothing: it flags none of "

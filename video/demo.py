@@ -29,8 +29,8 @@ STANDIN_WEIGHTS = "i3d_r50_standin.pth"
 STANDIN_RECORD = "i3d_r50_standin.json"  # how the stand-in weights were made; weights made otherwise are remade
 BATCHNORM_EVERY = 4  # every 4th training video re-estimates the stand-in's BatchNorm statistics
 WARNING = ("video demo: I3D features from STAND-IN weights (seeded values, not Kinetics-trained; first convolution "
-           "seeing only change; BatchNorm statistics re-estimated on the demo's training videos): they show the path from videos to anomaly times, not the "
-           "field's features or results")
+           "seeing only change; BatchNorm statistics re-estimated on the demo's training videos): they show the path "
+           "from videos to anomaly times, not the field's features or results")
 
 
 def demo_dir(cfg: Config) -> Path:
@@ -94,7 +94,8 @@ def standin_weights(root: Path, train: list[DemoVideo], crops: int, device: torc
         made = json.loads(record.read_text())
     except (OSError, ValueError):
         made = {}
-    if weights.is_file() and isinstance(made, dict) and made.get("how") == how and made.get("sha256") == file_id(weights):
+    if (weights.is_file() and isinstance(made, dict) and made.get("how") == how
+            and made.get("sha256") == file_id(weights)):
         return weights
     backbone = build_backbone("i3d_r50", None, random_ok=True)
     backbone.net.load_state_dict(motion_only(standin_i3d_state_dict()))
